@@ -1,0 +1,47 @@
+"""Documentation of the lookup answer (the view builds it directly, off the ORM hot path)."""
+
+from rest_framework import serializers
+
+
+class ProviderIdentitySerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    legal_name = serializers.CharField()
+    legal_id = serializers.CharField(help_text="scheme:identifier, e.g. siren:552100554")
+    status = serializers.CharField()
+    log_sequence = serializers.IntegerField(allow_null=True,
+                                            help_text="Log entry of the provider's last change")
+
+
+class EndpointAnswerSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    transport_profile = serializers.CharField()
+    url = serializers.URLField()
+    document_types = serializers.ListField(child=serializers.CharField())
+    activates_at = serializers.DateTimeField()
+    expires_at = serializers.DateTimeField(allow_null=True)
+
+
+class CertificateAnswerSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    fingerprint_sha256 = serializers.CharField()
+    key_type = serializers.CharField()
+    not_before = serializers.DateTimeField()
+    not_after = serializers.DateTimeField()
+    pem = serializers.CharField()
+
+
+class VaultRoutingSerializer(serializers.Serializer):
+    number = serializers.CharField(help_text="Normalised: 20 characters, no spaces")
+    display = serializers.CharField(help_text="Groups of four, as printed for holders")
+    status = serializers.ChoiceField(choices=["active", "closed"])
+    flags = serializers.ListField(child=serializers.CharField())
+    deliverable = serializers.BooleanField()
+    reasons = serializers.ListField(
+        child=serializers.ChoiceField(choices=["closed", "hold", "provider_suspended",
+                                               "provider_withdrawn", "no_endpoint",
+                                               "no_valid_certificate"]))
+    provider = ProviderIdentitySerializer()
+    endpoints = EndpointAnswerSerializer(many=True)
+    encryption_certificates = CertificateAnswerSerializer(many=True)
+    log_sequence = serializers.IntegerField(allow_null=True,
+                                            help_text="Log entry of the vault's last change")

@@ -1,0 +1,1 @@
+"""Transparency log primitives (RFC 9162 Merkle trees); pure Python, no Django."""

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class RegistryConfig(AppConfig):
+    """The book of record: organisations, vaults, routing, tokens and the log."""
+
+    name = "registry"
+    verbose_name = "Vault Registry"
+    default_auto_field = "django.db.models.BigAutoField"

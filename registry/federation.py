@@ -1,0 +1,16 @@
+"""The federation's view of vault numbers: the parser with this registry's known allocators."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from registry import numbers
+
+
+def known_allocators() -> frozenset[str]:
+    return frozenset([settings.VAULT_ALLOCATOR, *settings.VAULT_OTHER_ALLOCATORS])
+
+
+def parse_number(raw: str) -> numbers.VaultNumber:
+    """Parse any input form of a number; unknown allocator codes are refused as typos."""
+    return numbers.parse(raw, allocators=known_allocators())

@@ -1,0 +1,85 @@
+"""The append-only log of routing changes, its head, and the audit trail of every write."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class LogEntry(models.Model):
+    """One routing-relevant change as RFC 8785 canonical JSON; never updated nor deleted.
+
+    ``sequence`` is gapless from 0 and is the entry's leaf index in the RFC 9162 Merkle tree;
+    ``leaf_hash`` is SHA-256(0x00 ‖ body).
+    """
+
+    sequence = models.BigIntegerField(primary_key=True)
+    kind = models.CharField(max_length=40)
+    body = models.BinaryField()
+    leaf_hash = models.BinaryField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sequence"]
+        verbose_name_plural = "log entries"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(sequence__gte=0),
+                                   name="%(app_label)s_%(class)s_sequence_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.sequence} {self.kind}"
+
+
+class LogHead(models.Model):
+    """The single row that serialises appends: its lock orders writers, ``size`` is the next index."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    size = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(id=1), name="%(app_label)s_%(class)s_single"),
+        ]
+
+    def __str__(self) -> str:
+        return f"log of {self.size} entries"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which record, written in the same transaction as the change."""
+
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.CharField(max_length=200)
+    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                   on_delete=models.SET_NULL, related_name="+")
+    actor_token = models.ForeignKey("registry.ApiToken", null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=60)
+    target_type = models.CharField(max_length=40)
+    target_id = models.CharField(max_length=64)
+    data = models.JSONField(default=dict, blank=True)
+    log_sequence = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"],
+                                name="registry_audit_target_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.actor} {self.action} {self.target_type}:{self.target_id}"
+
+
+class LogKind(models.TextChoices):
+    """What a log entry records; the ``kind`` member of its canonical JSON."""
+
+    PROVIDER_STATUS = "provider.status"
+    ENDPOINT_PUBLISHED = "endpoint.published"
+    ENDPOINT_DEACTIVATED = "endpoint.deactivated"
+    CERTIFICATE_PUBLISHED = "certificate.published"
+    CERTIFICATE_RETIRED = "certificate.retired"
+    VAULT_ALLOCATED = "vault.allocated"
+    VAULT_HELD = "vault.held"
+    VAULT_RELEASED = "vault.released"
+    VAULT_CLOSED = "vault.closed"

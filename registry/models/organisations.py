@@ -1,0 +1,184 @@
+"""Providers and issuers: the organisations of the federation, with their status history."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from stdnum.fr import siren
+
+
+class OrganisationStatus(models.TextChoices):
+    APPLIED = "applied", _("applied")
+    ACTIVE = "active", _("active")
+    REJECTED = "rejected", _("rejected")
+    SUSPENDED = "suspended", _("suspended")
+    WITHDRAWN = "withdrawn", _("withdrawn")
+
+
+# The only status changes there are (DESIGN.md §3); rejected and withdrawn are terminal.
+STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
+    OrganisationStatus.APPLIED: frozenset({OrganisationStatus.ACTIVE, OrganisationStatus.REJECTED,
+                                           OrganisationStatus.WITHDRAWN}),
+    OrganisationStatus.ACTIVE: frozenset({OrganisationStatus.SUSPENDED,
+                                          OrganisationStatus.WITHDRAWN}),
+    OrganisationStatus.SUSPENDED: frozenset({OrganisationStatus.ACTIVE,
+                                             OrganisationStatus.WITHDRAWN}),
+    OrganisationStatus.REJECTED: frozenset(),
+    OrganisationStatus.WITHDRAWN: frozenset(),
+}
+
+# Statuses in which an organisation holds its legal identifier: a rejected or withdrawn one
+# leaves it free for a new application.
+LIVE_STATUSES = [OrganisationStatus.APPLIED, OrganisationStatus.ACTIVE,
+                 OrganisationStatus.SUSPENDED]
+
+
+class LegalIdScheme(models.TextChoices):
+    SIREN = "siren", "SIREN"
+    LEI = "lei", "LEI"
+    OTHER = "other", _("other")
+
+
+class Purpose(models.TextChoices):
+    """Why an issuer resolves vault numbers; every lookup is attributable to one."""
+
+    BANK_STATEMENT = "bank_statement", _("bank statements")
+    PAYSLIP = "payslip", _("payslips")
+    INVOICE = "invoice", _("invoices and bills")
+    TAX_NOTICE = "tax_notice", _("tax notices")
+    INSURANCE = "insurance", _("insurance documents")
+    OTHER = "other", _("other documents")
+
+
+def validate_purposes(value: object) -> None:
+    if not isinstance(value, list) or not all(item in Purpose.values for item in value):
+        raise ValidationError(
+            _("Purposes must be a list drawn from: %(choices)s."),
+            code="invalid_purposes",
+            params={"choices": ", ".join(Purpose.values)},
+        )
+
+
+def validate_string_list(value: object) -> None:
+    if not isinstance(value, list) or not all(
+        isinstance(item, str) and 0 < len(item) <= 100 for item in value
+    ):
+        raise ValidationError(_("Expected a list of short strings."), code="invalid_list")
+
+
+class Organisation(models.Model):
+    """What providers and issuers share: a legal identity, contacts and a status."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    legal_name = models.CharField(_("legal name"), max_length=200)
+    legal_id_scheme = models.CharField(
+        _("legal identifier scheme"), max_length=10, choices=LegalIdScheme.choices,
+        default=LegalIdScheme.SIREN,
+    )
+    legal_id = models.CharField(_("legal identifier"), max_length=40)
+    contact_name = models.CharField(_("contact name"), max_length=200, blank=True)
+    technical_email = models.EmailField(_("technical contact"))
+    security_email = models.EmailField(_("security contact"))
+    status = models.CharField(
+        max_length=10, choices=OrganisationStatus.choices, default=OrganisationStatus.APPLIED
+    )
+    status_changed_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        abstract = True
+        ordering = ["legal_name"]
+
+    def __str__(self) -> str:
+        return self.legal_name
+
+    def clean(self) -> None:
+        if self.legal_id_scheme == LegalIdScheme.SIREN:
+            if not siren.is_valid(self.legal_id):
+                raise ValidationError(
+                    {"legal_id": ValidationError(_("This is not a valid SIREN."),
+                                                 code="invalid_siren")}
+                )
+            self.legal_id = siren.compact(self.legal_id)
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == OrganisationStatus.ACTIVE
+
+
+class Provider(Organisation):
+    """A vault provider: hosts vaults, publishes endpoints and certificates."""
+
+    certifications = models.JSONField(
+        _("certifications claimed"), default=list, blank=True, validators=[validate_string_list],
+        help_text=_("e.g. NF Z42-020"),
+    )
+    last_log_index = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    class Meta(Organisation.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["legal_id_scheme", "legal_id"],
+                condition=models.Q(status__in=LIVE_STATUSES),
+                name="%(app_label)s_%(class)s_unique_live_legal_id",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=OrganisationStatus.values),
+                name="%(app_label)s_%(class)s_status_valid",
+            ),
+        ]
+
+
+class Issuer(Organisation):
+    """A sender of documents (bank, utility, employer, administration) that resolves numbers."""
+
+    purposes = models.JSONField(
+        _("allowed purposes"), default=list, blank=True, validators=[validate_purposes]
+    )
+
+    class Meta(Organisation.Meta):
+        constraints = [
+            models.UniqueConstraint(
+                fields=["legal_id_scheme", "legal_id"],
+                condition=models.Q(status__in=LIVE_STATUSES),
+                name="%(app_label)s_%(class)s_unique_live_legal_id",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status__in=OrganisationStatus.values),
+                name="%(app_label)s_%(class)s_status_valid",
+            ),
+        ]
+
+
+class StatusChange(models.Model):
+    """One status change: who, when, why, and from when it holds (ETSI TS 119 612 style)."""
+
+    from_status = models.CharField(max_length=10, choices=OrganisationStatus.choices, blank=True)
+    to_status = models.CharField(max_length=10, choices=OrganisationStatus.choices)
+    reason = models.TextField()
+    actor = models.CharField(max_length=200)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    effective_at = models.DateTimeField(_("starting time"))
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '∅'} → {self.to_status}"
+
+
+class ProviderStatusChange(StatusChange):
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="status_changes")
+
+
+class IssuerStatusChange(StatusChange):
+    issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="status_changes")

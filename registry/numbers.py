@@ -1,0 +1,172 @@
+"""Vault numbers: parse, validate, format and draw (DESIGN.md §2). Pure: no Django import.
+
+A vault number is 20 characters, ``CC KK AAAA SSSSSSSSSSSS``: country, two ISO 7064 MOD 97-10
+check digits computed exactly like IBAN check digits, the allocator code, and 12 random digits.
+The arithmetic is python-stdnum's, not a copy of it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+from enum import StrEnum
+
+from stdnum.iso7064 import mod_97_10
+
+LENGTH = 20
+SERIAL_LENGTH = 12
+
+# Separators people type or paste: spaces, non-breaking and narrow spaces, tabs, hyphens
+# (ASCII and Unicode dashes) and dots.
+_SEPARATORS = re.compile(r"[\s\u00a0\u2007\u202f\-\u2010\u2011\u2012\u2013\u2014.]+")
+_ALPHANUMERIC = re.compile(r"[A-Z0-9]*")
+_COUNTRY = re.compile(r"[A-Z]{2}")
+_ALLOCATOR = re.compile(r"[A-Z][A-Z0-9]{3}")
+_SERIAL = re.compile(r"[0-9]{12}")
+
+
+class NumberError(StrEnum):
+    """Stable machine codes for a rejected vault number; part of the public API."""
+
+    EMPTY = "empty"
+    INVALID_CHARACTERS = "invalid_characters"
+    INVALID_LENGTH = "invalid_length"
+    INVALID_COUNTRY = "invalid_country"
+    INVALID_ALLOCATOR = "invalid_allocator"
+    INVALID_SERIAL = "invalid_serial"
+    INVALID_CHECK_DIGITS = "invalid_check_digits"
+    UNKNOWN_ALLOCATOR = "unknown_allocator"
+
+
+_MESSAGES = {
+    NumberError.EMPTY: "No vault number was given.",
+    NumberError.INVALID_CHARACTERS: (
+        "A vault number holds only letters and digits (spaces, hyphens and dots are ignored)."
+    ),
+    NumberError.INVALID_LENGTH: "A vault number has exactly 20 letters and digits.",
+    NumberError.INVALID_COUNTRY: "A vault number starts with a two-letter country code.",
+    NumberError.INVALID_ALLOCATOR: (
+        "Characters 5 to 8 are the allocator code: a letter, then three letters or digits."
+    ),
+    NumberError.INVALID_SERIAL: "The last 12 characters of a vault number are digits.",
+    NumberError.INVALID_CHECK_DIGITS: (
+        "The check digits do not match: the number was mistyped or is not a vault number."
+    ),
+    NumberError.UNKNOWN_ALLOCATOR: (
+        "Characters 5 to 8 name no allocator known to this federation: the number was mistyped."
+    ),
+}
+
+
+class InvalidNumber(ValueError):
+    """A vault number that cannot be accepted, with its stable code."""
+
+    def __init__(self, code: NumberError, value: str = ""):
+        self.code = code
+        self.value = value
+        super().__init__(_MESSAGES[code])
+
+    @property
+    def message(self) -> str:
+        return _MESSAGES[self.code]
+
+
+@dataclass(frozen=True, slots=True)
+class VaultNumber:
+    """A valid, normalised vault number."""
+
+    value: str
+
+    @property
+    def country(self) -> str:
+        return self.value[:2]
+
+    @property
+    def check_digits(self) -> str:
+        return self.value[2:4]
+
+    @property
+    def allocator(self) -> str:
+        return self.value[4:8]
+
+    @property
+    def serial(self) -> str:
+        return self.value[8:]
+
+    @property
+    def display(self) -> str:
+        return format_display(self.value)
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def compact(value: str) -> str:
+    """Upper-case and drop the separators people type; does not validate."""
+    return _SEPARATORS.sub("", value).upper()
+
+
+def check_digits(country: str, allocator: str, serial: str) -> str:
+    """The two check digits of a number, as for an IBAN: MOD 97-10 over BBAN + country + "00"."""
+    return mod_97_10.calc_check_digits(allocator + serial + country)
+
+
+def parse(value: str, allocators: Collection[str] | None = None) -> VaultNumber:
+    """Normalise and validate any input form of a vault number, or raise InvalidNumber.
+
+    ``allocators`` are the allocator codes the federation knows. MOD 97-10 catches every single
+    substitution of a digit for a digit or a letter for a letter, and every swap of two neighbour
+    digits; the fixed layout catches the rest, except a letter typed for a digit (or back) inside an
+    alphanumeric allocator code, which only the list of known allocators can catch.
+    """
+    number = compact(value)
+    if not number:
+        raise InvalidNumber(NumberError.EMPTY, value)
+    if not number.isascii() or not _ALPHANUMERIC.fullmatch(number):
+        raise InvalidNumber(NumberError.INVALID_CHARACTERS, value)
+    if len(number) != LENGTH:
+        raise InvalidNumber(NumberError.INVALID_LENGTH, value)
+    if not _COUNTRY.fullmatch(number[:2]):
+        raise InvalidNumber(NumberError.INVALID_COUNTRY, value)
+    if not _ALLOCATOR.fullmatch(number[4:8]):
+        raise InvalidNumber(NumberError.INVALID_ALLOCATOR, value)
+    if not _SERIAL.fullmatch(number[8:]):
+        raise InvalidNumber(NumberError.INVALID_SERIAL, value)
+    # Same rule as ISO 13616: move the first four characters to the end, the result mod 97 is 1.
+    if not number[2:4].isdigit() or not mod_97_10.is_valid(number[4:] + number[:4]):
+        raise InvalidNumber(NumberError.INVALID_CHECK_DIGITS, value)
+    if allocators is not None and number[4:8] not in allocators:
+        raise InvalidNumber(NumberError.UNKNOWN_ALLOCATOR, value)
+    return VaultNumber(number)
+
+
+def is_valid(value: str, allocators: Collection[str] | None = None) -> bool:
+    try:
+        parse(value, allocators)
+    except InvalidNumber:
+        return False
+    return True
+
+
+def format_display(number: str) -> str:
+    """Groups of four, as printed for holders: ``FR97 VLT1 0123 4567 8901``."""
+    return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+
+
+def make(country: str, allocator: str, serial: str) -> VaultNumber:
+    """Build a valid number from its parts, computing the check digits."""
+    if not _COUNTRY.fullmatch(country):
+        raise InvalidNumber(NumberError.INVALID_COUNTRY, country)
+    if not _ALLOCATOR.fullmatch(allocator):
+        raise InvalidNumber(NumberError.INVALID_ALLOCATOR, allocator)
+    if not _SERIAL.fullmatch(serial):
+        raise InvalidNumber(NumberError.INVALID_SERIAL, serial)
+    return VaultNumber(country + check_digits(country, allocator, serial) + allocator + serial)
+
+
+def draw(country: str, allocator: str) -> VaultNumber:
+    """A new number with a serial drawn uniformly at random (the caller redraws on collision)."""
+    serial = f"{secrets.randbelow(10**SERIAL_LENGTH):0{SERIAL_LENGTH}d}"
+    return make(country, allocator, serial)

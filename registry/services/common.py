@@ -1,0 +1,113 @@
+"""What every service needs: who acts, the append-only log and the audit trail."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import rfc8785
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, models
+
+from registry.models import ApiToken, AuditEvent, LogEntry, LogHead
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who performs a write: an admin user, an API token, or an operator's command."""
+
+    label: str
+    user: AbstractBaseUser | None = None
+    token: ApiToken | None = None
+
+    @classmethod
+    def for_user(cls, user: AbstractBaseUser) -> Actor:
+        return cls(label=f"user:{user.get_username()}", user=user)
+
+    @classmethod
+    def for_token(cls, token: ApiToken) -> Actor:
+        owner = "provider" if token.provider_id else "issuer"
+        owner_id = token.provider_id or token.issuer_id
+        return cls(label=f"{owner}:{owner_id} token:{token.prefix}", token=token)
+
+    @classmethod
+    def system(cls, name: str) -> Actor:
+        return cls(label=f"system:{name}")
+
+    @classmethod
+    def public(cls, remote: str = "") -> Actor:
+        return cls(label=f"public:{remote}" if remote else "public")
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 UTC with microseconds, as it appears in log entries."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(payload: dict[str, Any]) -> bytes:
+    """RFC 8785 (JCS) canonical JSON bytes."""
+    return rfc8785.dumps(payload)
+
+
+def leaf_hash(body: bytes) -> bytes:
+    """RFC 9162 leaf hash: SHA-256(0x00 ‖ entry)."""
+    return hashlib.sha256(b"\x00" + body).digest()
+
+
+def _reserve(count: int) -> int:
+    """Reserve ``count`` consecutive log positions and return the first.
+
+    One UPDATE … RETURNING both increments the head and row-locks it until commit, so concurrent
+    writers queue here and sequences stay gapless: a rolled-back transaction releases its range.
+    """
+    table = LogHead._meta.db_table
+    sql = f"UPDATE {table} SET size = size + %s WHERE id = 1 RETURNING size"  # noqa: S608
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count])
+        row = cursor.fetchone()
+    if row is None:
+        LogHead.objects.get_or_create(pk=1)
+        return _reserve(count)
+    return row[0] - count
+
+
+def append_log(kind: str, payload: dict[str, Any], *, at: datetime) -> LogEntry:
+    """Append one entry; must run inside the transaction of the change it records."""
+    return append_log_many([(kind, payload)], at=at)[0]
+
+
+def append_log_many(items: Sequence[tuple[str, dict[str, Any]]], *, at: datetime) -> list[LogEntry]:
+    first = _reserve(len(items))
+    entries = []
+    for offset, (kind, payload) in enumerate(items):
+        body = canonical({"kind": str(kind), "at": timestamp(at), **payload})
+        entries.append(LogEntry(sequence=first + offset, kind=str(kind), body=body,
+                                leaf_hash=leaf_hash(body), created_at=at))
+    LogEntry.objects.bulk_create(entries, batch_size=2000)
+    return entries
+
+
+def record_audit(
+    actor: Actor,
+    action: str,
+    target: models.Model,
+    *,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+    log_entry: LogEntry | None = None,
+) -> AuditEvent:
+    """Record who did what; must run inside the transaction of the change it records."""
+    return AuditEvent.objects.create(
+        created_at=at,
+        actor=actor.label,
+        actor_user=actor.user,
+        actor_token=actor.token,
+        action=action,
+        target_type=target._meta.model_name,
+        target_id=str(target.pk),
+        data=data or {},
+        log_sequence=log_entry.sequence if log_entry else None,
+    )

@@ -1,0 +1,21 @@
+"""URLs: the API under /api/v1/, its schema and docs, and the OTP-protected admin."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from registry.admin import admin_site
+from registry.api import handlers
+
+urlpatterns = [
+    path("api/v1/", include("registry.api.urls")),
+    path("api/v1/", include("directory.api.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("admin/", admin_site.urls),
+    path("", handlers.home, name="home"),
+]
+
+handler400 = "registry.api.handlers.bad_request"
+handler403 = "registry.api.handlers.permission_denied"
+handler404 = "registry.api.handlers.page_not_found"
+handler500 = "registry.api.handlers.server_error"

@@ -1,0 +1,75 @@
+"""Shared fixtures: a small federation and API clients holding each kind of token."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from registry.services.common import Actor
+from tests.factories import (
+    CertificateFactory,
+    EndpointFactory,
+    IssuerFactory,
+    ProviderFactory,
+    VaultFactory,
+    make_token,
+)
+
+
+@pytest.fixture
+def actor() -> Actor:
+    return Actor.system("tests")
+
+
+@pytest.fixture
+def provider(db):
+    """An active provider that can be delivered to: one endpoint, one encryption certificate."""
+    provider = ProviderFactory()
+    EndpointFactory(provider=provider)
+    CertificateFactory(provider=provider)
+    return provider
+
+
+@pytest.fixture
+def other_provider(db):
+    provider = ProviderFactory()
+    EndpointFactory(provider=provider)
+    CertificateFactory(provider=provider)
+    return provider
+
+
+@pytest.fixture
+def issuer(db):
+    return IssuerFactory()
+
+
+@pytest.fixture
+def vault(provider):
+    return VaultFactory(provider=provider)
+
+
+def _client(value: str | None) -> APIClient:
+    client = APIClient()
+    if value:
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {value}")
+    return client
+
+
+@pytest.fixture
+def anon_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def provider_client(provider) -> APIClient:
+    return _client(make_token(provider)[1])
+
+
+@pytest.fixture
+def other_provider_client(other_provider) -> APIClient:
+    return _client(make_token(other_provider)[1])
+
+
+@pytest.fixture
+def lookup_client(issuer) -> APIClient:
+    return _client(make_token(issuer)[1])
