@@ -57,8 +57,13 @@ class ProviderRoute:
     certificates: list[dict[str, Any]] = field(default_factory=list)
 
     def identity(self) -> dict[str, Any]:
-        return {"id": self.id, "legal_name": self.legal_name, "legal_id": self.legal_id,
-                "status": self.status, "log_sequence": self.log_sequence}
+        return {
+            "id": self.id,
+            "legal_name": self.legal_name,
+            "legal_id": self.legal_id,
+            "status": self.status,
+            "log_sequence": self.log_sequence,
+        }
 
 
 @dataclass(slots=True)
@@ -93,29 +98,55 @@ class Resolution:
         }
 
 
-_VAULT_COLUMNS = ("number", "status", *VAULT_FLAGS, "last_log_index", "created_at", "closed_at",
-                  "provider_id", "provider__legal_name", "provider__legal_id_scheme",
-                  "provider__legal_id", "provider__status", "provider__last_log_index")
+_VAULT_COLUMNS = (
+    "number",
+    "status",
+    *VAULT_FLAGS,
+    "last_log_index",
+    "created_at",
+    "closed_at",
+    "provider_id",
+    "provider__legal_name",
+    "provider__legal_id_scheme",
+    "provider__legal_id",
+    "provider__status",
+    "provider__last_log_index",
+)
 
 
-def provider_routes(provider_ids: Iterable[Any], at: datetime | None = None,
-                    ) -> dict[Any, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+def provider_routes(
+    provider_ids: Iterable[Any],
+    at: datetime | None = None,
+) -> dict[Any, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
     """Active endpoints and valid encryption certificates of these providers: two queries."""
     at = at or timezone.now()
     ids = list(set(provider_ids))
     routes: dict[Any, tuple[list, list]] = {pid: ([], []) for pid in ids}
-    for row in (Endpoint.objects.active(at).filter(provider_id__in=ids)
-                .order_by("created_at", "id")
-                .values("provider_id", "id", "transport_profile", "url", "document_types",
-                        "activates_at", "expires_at")):
+    for row in (
+        Endpoint.objects.active(at)
+        .filter(provider_id__in=ids)
+        .order_by("created_at", "id")
+        .values(
+            "provider_id",
+            "id",
+            "transport_profile",
+            "url",
+            "document_types",
+            "activates_at",
+            "expires_at",
+        )
+    ):
         pid = row.pop("provider_id")
         row["id"] = str(row["id"])
         routes[pid][0].append(row)
-    for row in (Certificate.objects.valid(at).filter(provider_id__in=ids,
-                                                     use=CertificateUse.ENCRYPTION)
-                .order_by("not_after", "id")
-                .values("provider_id", "id", "fingerprint_sha256", "key_type", "not_before",
-                        "not_after", "pem")):
+    for row in (
+        Certificate.objects.valid(at)
+        .filter(provider_id__in=ids, use=CertificateUse.ENCRYPTION)
+        .order_by("not_after", "id")
+        .values(
+            "provider_id", "id", "fingerprint_sha256", "key_type", "not_before", "not_after", "pem"
+        )
+    ):
         pid = row.pop("provider_id")
         row["id"] = str(row["id"])
         routes[pid][1].append(row)
@@ -153,16 +184,23 @@ def resolve(numbers: Iterable[str], at: datetime | None = None) -> dict[str, Res
         if provider is None:
             endpoints, certificates = routes[pid]
             provider = providers[pid] = ProviderRoute(
-                id=str(pid), legal_name=row["provider__legal_name"],
+                id=str(pid),
+                legal_name=row["provider__legal_name"],
                 legal_id=f"{row['provider__legal_id_scheme']}:{row['provider__legal_id']}",
-                status=row["provider__status"], log_sequence=row["provider__last_log_index"],
-                endpoints=endpoints, certificates=certificates,
+                status=row["provider__status"],
+                log_sequence=row["provider__last_log_index"],
+                endpoints=endpoints,
+                certificates=certificates,
             )
         answer[row["number"]] = Resolution(
-            number=row["number"], status=row["status"],
+            number=row["number"],
+            status=row["status"],
             flags=[flag for flag in VAULT_FLAGS if row[flag]],
-            log_sequence=row["last_log_index"], created_at=row["created_at"],
-            closed_at=row["closed_at"], provider=provider, reasons=reasons_for(row, provider),
+            log_sequence=row["last_log_index"],
+            created_at=row["created_at"],
+            closed_at=row["closed_at"],
+            provider=provider,
+            reasons=reasons_for(row, provider),
         )
     return answer
 

@@ -60,7 +60,8 @@ class TokenForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["expires_in_days"] = forms.IntegerField(
-            min_value=1, max_value=settings.VAULT_TOKEN_MAX_DAYS, initial=90)
+            min_value=1, max_value=settings.VAULT_TOKEN_MAX_DAYS, initial=90
+        )
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -89,17 +90,29 @@ class ReadOnlyAdmin(admin.ModelAdmin):
             self.message_user(request, f"{success}: {done}.", messages.SUCCESS)
         return done
 
-    def _form_page(self, request, queryset, form, *, title: str, action: str,
-                   template: str = "admin/registry/action_form.html"):
-        return TemplateResponse(request, template, {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "form": form,
-            "queryset": queryset,
-            "action": action,
-            "opts": self.model._meta,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-        })
+    def _form_page(
+        self,
+        request,
+        queryset,
+        form,
+        *,
+        title: str,
+        action: str,
+        template: str = "admin/registry/action_form.html",
+    ):
+        return TemplateResponse(
+            request,
+            template,
+            {
+                **self.admin_site.each_context(request),
+                "title": title,
+                "form": form,
+                "queryset": queryset,
+                "action": action,
+                "opts": self.model._meta,
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
     def _with_reason(self, request, queryset, *, action: str, title: str, service, success: str):
         """An action that first asks for a reason, then calls the service with it."""
@@ -161,9 +174,13 @@ class OrganisationAdmin(ReadOnlyAdmin):
         service = type(self).set_status
         field = self.model._meta.model_name
         return self._with_reason(
-            request, queryset, action=action, title=f"{verb.capitalize()}: give a reason",
-            service=lambda obj, reason: service(actor=Actor.for_user(request.user),
-                                                **{field: obj}, status=status, reason=reason),
+            request,
+            queryset,
+            action=action,
+            title=f"{verb.capitalize()}: give a reason",
+            service=lambda obj, reason: service(
+                actor=Actor.for_user(request.user), **{field: obj}, status=status, reason=reason
+            ),
             success=f"Status set to {status}",
         )
 
@@ -176,9 +193,11 @@ class OrganisationAdmin(ReadOnlyAdmin):
                 for owner in queryset:
                     try:
                         token, value = tokens.token_create(
-                            actor=Actor.for_user(request.user), owner=owner,
+                            actor=Actor.for_user(request.user),
+                            owner=owner,
                             name=form.cleaned_data["name"],
-                            expires_in_days=form.cleaned_data["expires_in_days"])
+                            expires_in_days=form.cleaned_data["expires_in_days"],
+                        )
                     except DomainError as exc:
                         refused.append(f"{owner}: {exc.detail}")
                     else:
@@ -187,16 +206,23 @@ class OrganisationAdmin(ReadOnlyAdmin):
                     self.message_user(request, message, messages.ERROR)
                 if not created:
                     return None
-                response = TemplateResponse(request, "admin/registry/token_created.html", {
-                    **self.admin_site.each_context(request), "title": "Token created",
-                    "created": created, "opts": self.model._meta,
-                })
+                response = TemplateResponse(
+                    request,
+                    "admin/registry/token_created.html",
+                    {
+                        **self.admin_site.each_context(request),
+                        "title": "Token created",
+                        "created": created,
+                        "opts": self.model._meta,
+                    },
+                )
                 response["Cache-Control"] = "no-store"
                 return response
         else:
             form = TokenForm()
-        return self._form_page(request, queryset, form, title="Create an API token",
-                               action="create_token")
+        return self._form_page(
+            request, queryset, form, title="Create an API token", action="create_token"
+        )
 
 
 @admin.register(Provider, site=admin_site)
@@ -213,8 +239,14 @@ class IssuerAdmin(OrganisationAdmin):
 
 @admin.register(Endpoint, site=admin_site)
 class EndpointAdmin(ReadOnlyAdmin):
-    list_display = ["url", "provider", "transport_profile", "activates_at", "expires_at",
-                    "deactivated_at"]
+    list_display = [
+        "url",
+        "provider",
+        "transport_profile",
+        "activates_at",
+        "expires_at",
+        "deactivated_at",
+    ]
     list_filter = ["transport_profile"]
     list_select_related = ["provider"]
     search_fields = ["url", "provider__legal_name"]
@@ -223,15 +255,25 @@ class EndpointAdmin(ReadOnlyAdmin):
     @admin.action(description="Deactivate selected endpoints")
     def deactivate(self, request, queryset):
         actor = Actor.for_user(request.user)
-        self._run(request, queryset,
-                  lambda endpoint: routing.endpoint_deactivate(actor=actor, endpoint=endpoint),
-                  "Deactivated")
+        self._run(
+            request,
+            queryset,
+            lambda endpoint: routing.endpoint_deactivate(actor=actor, endpoint=endpoint),
+            "Deactivated",
+        )
 
 
 @admin.register(Certificate, site=admin_site)
 class CertificateAdmin(ReadOnlyAdmin):
-    list_display = ["fingerprint_sha256", "provider", "use", "key_type", "not_before",
-                    "not_after", "retired_at"]
+    list_display = [
+        "fingerprint_sha256",
+        "provider",
+        "use",
+        "key_type",
+        "not_before",
+        "not_after",
+        "retired_at",
+    ]
     list_filter = ["use", "key_type"]
     list_select_related = ["provider"]
     search_fields = ["fingerprint_sha256", "subject", "provider__legal_name"]
@@ -240,15 +282,25 @@ class CertificateAdmin(ReadOnlyAdmin):
     @admin.action(description="Retire selected certificates")
     def retire(self, request, queryset):
         actor = Actor.for_user(request.user)
-        self._run(request, queryset,
-                  lambda cert: routing.certificate_retire(actor=actor, certificate=cert),
-                  "Retired")
+        self._run(
+            request,
+            queryset,
+            lambda cert: routing.certificate_retire(actor=actor, certificate=cert),
+            "Retired",
+        )
 
 
 @admin.register(Vault, site=admin_site)
 class VaultAdmin(ReadOnlyAdmin):
-    list_display = ["display", "provider", "status", "client_hold", "server_hold",
-                    "registry_lock", "created_at"]
+    list_display = [
+        "display",
+        "provider",
+        "status",
+        "client_hold",
+        "server_hold",
+        "registry_lock",
+        "created_at",
+    ]
     list_filter = ["status", "server_hold", "client_hold", "registry_lock"]
     list_select_related = ["provider"]
     search_fields = ["number"]
@@ -269,16 +321,22 @@ class VaultAdmin(ReadOnlyAdmin):
     @admin.action(description="Put selected vaults on server hold (registry stops delivery)")
     def server_hold(self, request, queryset):
         actor = Actor.for_user(request.user)
-        self._run(request, queryset,
-                  lambda v: vaults.vault_hold(actor=actor, vault=v, kind=HoldKind.SERVER),
-                  "Held")
+        self._run(
+            request,
+            queryset,
+            lambda v: vaults.vault_hold(actor=actor, vault=v, kind=HoldKind.SERVER),
+            "Held",
+        )
 
     @admin.action(description="Release the server hold of selected vaults")
     def release_server_hold(self, request, queryset):
         actor = Actor.for_user(request.user)
-        self._run(request, queryset,
-                  lambda v: vaults.vault_release(actor=actor, vault=v, kind=HoldKind.SERVER),
-                  "Released")
+        self._run(
+            request,
+            queryset,
+            lambda v: vaults.vault_release(actor=actor, vault=v, kind=HoldKind.SERVER),
+            "Released",
+        )
 
     @admin.action(description="Close selected vaults (tombstone, never reallocated)")
     def close(self, request, queryset):
@@ -288,8 +346,16 @@ class VaultAdmin(ReadOnlyAdmin):
 
 @admin.register(ApiToken, site=admin_site)
 class ApiTokenAdmin(ReadOnlyAdmin):
-    list_display = ["name", "prefix", "scope", "provider", "issuer", "expires_at", "revoked_at",
-                    "last_used_at"]
+    list_display = [
+        "name",
+        "prefix",
+        "scope",
+        "provider",
+        "issuer",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    ]
     list_filter = ["scope"]
     list_select_related = ["provider", "issuer"]
     exclude = ["key_hash"]
@@ -298,8 +364,7 @@ class ApiTokenAdmin(ReadOnlyAdmin):
     @admin.action(description="Revoke selected tokens")
     def revoke(self, request, queryset):
         actor = Actor.for_user(request.user)
-        self._run(request, queryset, lambda t: tokens.token_revoke(actor=actor, token=t),
-                  "Revoked")
+        self._run(request, queryset, lambda t: tokens.token_revoke(actor=actor, token=t), "Revoked")
 
 
 @admin.register(LogEntry, site=admin_site)

@@ -54,8 +54,14 @@ class DomainError(Exception):
     status = 400
     title = "Bad request"
 
-    def __init__(self, code: str, detail: str, *, status: int | None = None,
-                 extra: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
         super().__init__(detail)
         self.code = str(code)
         self.detail = detail

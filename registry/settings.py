@@ -65,7 +65,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "SECRET_KEY (or SECRET_KEY_FILE) must be set; `make run` creates var/secret_key."
         )
-    SECRET_KEY = "insecure-debug-only-key-never-use-in-production"  # noqa: S105
+    SECRET_KEY = "insecure-debug-only-key-never-use-in-production"
 elif len(SECRET_KEY) < 32 and not DEBUG:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long.")
 

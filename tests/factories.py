@@ -75,12 +75,21 @@ class CertificateFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        pem, _key = x509.generate_certificate(f"{kwargs['provider'].legal_name} documents",
-                                              kwargs["use"])
+        pem, _key = x509.generate_certificate(
+            f"{kwargs['provider'].legal_name} documents", kwargs["use"]
+        )
         info = x509.inspect_certificate(pem, kwargs["use"])
         kwargs.setdefault("pem", info.pem)
-        for name in ("fingerprint_sha256", "subject", "issuer", "serial_number", "not_before",
-                     "not_after", "key_type", "key_size"):
+        for name in (
+            "fingerprint_sha256",
+            "subject",
+            "issuer",
+            "serial_number",
+            "not_before",
+            "not_after",
+            "key_type",
+            "key_size",
+        ):
             kwargs.setdefault(name, getattr(info, name))
         return super()._create(model_class, *args, **kwargs)
 
@@ -90,7 +99,8 @@ class VaultFactory(factory.django.DjangoModelFactory):
         model = Vault
 
     number = factory.LazyFunction(
-        lambda: numbers.draw(settings.VAULT_COUNTRY, settings.VAULT_ALLOCATOR).value)
+        lambda: numbers.draw(settings.VAULT_COUNTRY, settings.VAULT_ALLOCATOR).value
+    )
     provider = factory.SubFactory(ProviderFactory)
 
 
@@ -99,9 +109,13 @@ def make_token(owner, *, value: str | None = None, **fields) -> tuple[ApiToken, 
     value = value or f"vr_test_{random.randrange(10**30)}"
     is_provider = isinstance(owner, Provider)
     token = ApiToken.objects.create(
-        provider=owner if is_provider else None, issuer=None if is_provider else owner,
-        scope=TokenScope.PROVIDER if is_provider else TokenScope.LOOKUP, name="test",
-        prefix=value[:10], key_hash=hash_token(value),
-        expires_at=fields.pop("expires_at", timezone.now() + timedelta(days=30)), **fields,
+        provider=owner if is_provider else None,
+        issuer=None if is_provider else owner,
+        scope=TokenScope.PROVIDER if is_provider else TokenScope.LOOKUP,
+        name="test",
+        prefix=value[:10],
+        key_hash=hash_token(value),
+        expires_at=fields.pop("expires_at", timezone.now() + timedelta(days=30)),
+        **fields,
     )
     return token, value

@@ -8,8 +8,9 @@ class ProviderIdentitySerializer(serializers.Serializer):
     legal_name = serializers.CharField()
     legal_id = serializers.CharField(help_text="scheme:identifier, e.g. siren:552100554")
     status = serializers.CharField()
-    log_sequence = serializers.IntegerField(allow_null=True,
-                                            help_text="Log entry of the provider's last change")
+    log_sequence = serializers.IntegerField(
+        allow_null=True, help_text="Log entry of the provider's last change"
+    )
 
 
 class EndpointAnswerSerializer(serializers.Serializer):
@@ -37,11 +38,20 @@ class VaultRoutingSerializer(serializers.Serializer):
     flags = serializers.ListField(child=serializers.CharField())
     deliverable = serializers.BooleanField()
     reasons = serializers.ListField(
-        child=serializers.ChoiceField(choices=["closed", "hold", "provider_suspended",
-                                               "provider_withdrawn", "no_endpoint",
-                                               "no_valid_certificate"]))
+        child=serializers.ChoiceField(
+            choices=[
+                "closed",
+                "hold",
+                "provider_suspended",
+                "provider_withdrawn",
+                "no_endpoint",
+                "no_valid_certificate",
+            ]
+        )
+    )
     provider = ProviderIdentitySerializer()
     endpoints = EndpointAnswerSerializer(many=True)
     encryption_certificates = CertificateAnswerSerializer(many=True)
-    log_sequence = serializers.IntegerField(allow_null=True,
-                                            help_text="Log entry of the vault's last change")
+    log_sequence = serializers.IntegerField(
+        allow_null=True, help_text="Log entry of the vault's last change"
+    )

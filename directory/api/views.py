@@ -20,22 +20,38 @@ class VaultLookupApi(APIView):
     permission_classes = [LookupScope]
 
     @extend_schema(
-        parameters=[OpenApiParameter("number", str, OpenApiParameter.PATH,
-                                     description="Any form: FR97 VLT1 0123…, fr97-vlt1-…")],
-        responses={200: VaultRoutingSerializer,
-                   400: OpenApiResponse(description="Malformed number (code says why)"),
-                   404: OpenApiResponse(description="No vault has this number"),
-                   410: OpenApiResponse(description="The vault is closed")},
+        parameters=[
+            OpenApiParameter(
+                "number",
+                str,
+                OpenApiParameter.PATH,
+                description="Any form: FR97 VLT1 0123…, fr97-vlt1-…",
+            )
+        ],
+        responses={
+            200: VaultRoutingSerializer,
+            400: OpenApiResponse(description="Malformed number (code says why)"),
+            404: OpenApiResponse(description="No vault has this number"),
+            410: OpenApiResponse(description="The vault is closed"),
+        },
     )
     def get(self, request, number):
         parsed = parse_number(number)
         resolution = selectors.resolve_one(parsed.value)
         if resolution is None:
-            raise NotFound(ErrorCode.VAULT_NOT_FOUND, "No vault has this number.",
-                           extra={"number": parsed.value})
+            raise NotFound(
+                ErrorCode.VAULT_NOT_FOUND,
+                "No vault has this number.",
+                extra={"number": parsed.value},
+            )
         if resolution.status == "closed":
-            raise Gone(ErrorCode.VAULT_CLOSED, "This vault is closed; do not deliver to it.",
-                       extra={"number": parsed.value,
-                              "closed_at": timestamp(resolution.closed_at),
-                              "log_sequence": resolution.log_sequence})
+            raise Gone(
+                ErrorCode.VAULT_CLOSED,
+                "This vault is closed; do not deliver to it.",
+                extra={
+                    "number": parsed.value,
+                    "closed_at": timestamp(resolution.closed_at),
+                    "log_sequence": resolution.log_sequence,
+                },
+            )
         return Response(resolution.as_dict())

@@ -54,19 +54,25 @@ class BearerTokenAuthentication(BaseAuthentication):
         try:
             value = header[1].decode("ascii")
         except UnicodeDecodeError:
-            raise exceptions.AuthenticationFailed("Invalid token.",
-                                                  code=ErrorCode.INVALID_TOKEN) from None
-        token = (ApiToken.objects.select_related("provider", "issuer")
-                 .filter(key_hash=hash_token(value)).first())
+            raise exceptions.AuthenticationFailed(
+                "Invalid token.", code=ErrorCode.INVALID_TOKEN
+            ) from None
+        token = (
+            ApiToken.objects.select_related("provider", "issuer")
+            .filter(key_hash=hash_token(value))
+            .first()
+        )
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.", code=ErrorCode.INVALID_TOKEN)
         now = timezone.now()
         if token.revoked_at is not None:
-            raise exceptions.AuthenticationFailed("This token was revoked.",
-                                                  code=ErrorCode.TOKEN_REVOKED)
+            raise exceptions.AuthenticationFailed(
+                "This token was revoked.", code=ErrorCode.TOKEN_REVOKED
+            )
         if token.expires_at <= now:
-            raise exceptions.AuthenticationFailed("This token has expired.",
-                                                  code=ErrorCode.TOKEN_EXPIRED)
+            raise exceptions.AuthenticationFailed(
+                "This token has expired.", code=ErrorCode.TOKEN_EXPIRED
+            )
         if not token.owner.is_active:
             raise exceptions.PermissionDenied(
                 f"Your organisation is {token.owner.status}: its tokens cannot be used.",

@@ -47,8 +47,9 @@ _DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
 ]
 
 
-def problem(status: int, code: str, detail: str, *, instance: str = "",
-            **extra: Any) -> dict[str, Any]:
+def problem(
+    status: int, code: str, detail: str, *, instance: str = "", **extra: Any
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"urn:vault-registry:problem:{code}",
         "title": _TITLES.get(status, "Error"),
@@ -62,12 +63,22 @@ def problem(status: int, code: str, detail: str, *, instance: str = "",
     return body
 
 
-def problem_response(status: int, code: str, detail: str, *, instance: str = "",
-                     headers: dict[str, str] | None = None, **extra: Any) -> JsonResponse:
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str = "",
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JsonResponse:
     """A plain Django response, for errors raised outside DRF (middleware, URL resolver)."""
-    response = JsonResponse(problem(status, code, detail, instance=instance, **extra),
-                            status=status, content_type=PROBLEM_CONTENT_TYPE,
-                            json_dumps_params={"ensure_ascii": False})
+    response = JsonResponse(
+        problem(status, code, detail, instance=instance, **extra),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        json_dumps_params={"ensure_ascii": False},
+    )
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -87,17 +98,26 @@ def _field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
             nested = isinstance(value, dict | list)
             out += _field_errors(value, f"{prefix}[{index}]" if nested else prefix)
         return out
-    return [{"field": prefix, "code": str(getattr(detail, "code", "invalid")),
-             "message": str(detail)}]
+    return [
+        {"field": prefix, "code": str(getattr(detail, "code", "invalid")), "message": str(detail)}
+    ]
 
 
 def _django_validation_errors(exc: DjangoValidationError) -> list[dict[str, str]]:
     if hasattr(exc, "error_dict"):
-        return [{"field": "" if field == "__all__" else field, "code": error.code or "invalid",
-                 "message": " ".join(error.messages)}
-                for field, errors in exc.error_dict.items() for error in errors]
-    return [{"field": "", "code": error.code or "invalid", "message": " ".join(error.messages)}
-            for error in exc.error_list]
+        return [
+            {
+                "field": "" if field == "__all__" else field,
+                "code": error.code or "invalid",
+                "message": " ".join(error.messages),
+            }
+            for field, errors in exc.error_dict.items()
+            for error in errors
+        ]
+    return [
+        {"field": "", "code": error.code or "invalid", "message": " ".join(error.messages)}
+        for error in exc.error_list
+    ]
 
 
 def _drf_code(exc: exceptions.APIException) -> str:
@@ -148,5 +168,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     if status == 401 and "WWW-Authenticate" not in headers:
         headers["WWW-Authenticate"] = 'Bearer realm="vault-registry"'
-    return Response(problem(status, code, detail, instance=instance, **extra), status=status,
-                    headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    return Response(
+        problem(status, code, detail, instance=instance, **extra),
+        status=status,
+        headers=headers,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )

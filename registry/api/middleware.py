@@ -30,12 +30,15 @@ class ApiBodyLimitMiddleware:
         try:
             length = int(raw)
         except ValueError:
-            return problem_response(400, ErrorCode.BAD_REQUEST, "Content-Length is not a number.",
-                                    instance=request.path)
+            return problem_response(
+                400, ErrorCode.BAD_REQUEST, "Content-Length is not a number.", instance=request.path
+            )
         if length > limit:
             return problem_response(
-                413, ErrorCode.PAYLOAD_TOO_LARGE,
+                413,
+                ErrorCode.PAYLOAD_TOO_LARGE,
                 f"The request body is {length} bytes; this endpoint accepts at most {limit}.",
-                instance=request.path, max_bytes=limit,
+                instance=request.path,
+                max_bytes=limit,
             )
         return None

@@ -27,7 +27,8 @@ class ProviderApplicationSerializer(_ApplicationBase):
 
 class IssuerApplicationSerializer(_ApplicationBase):
     purposes = serializers.ListField(
-        child=serializers.ChoiceField(choices=Purpose.choices), max_length=len(Purpose.choices),
+        child=serializers.ChoiceField(choices=Purpose.choices),
+        max_length=len(Purpose.choices),
         allow_empty=False,
     )
 
@@ -58,8 +59,16 @@ class EndpointInputSerializer(serializers.Serializer):
 class EndpointSerializer(serializers.ModelSerializer):
     class Meta:
         model = Endpoint
-        fields = ["id", "transport_profile", "url", "document_types", "activates_at",
-                  "expires_at", "deactivated_at", "created_at"]
+        fields = [
+            "id",
+            "transport_profile",
+            "url",
+            "document_types",
+            "activates_at",
+            "expires_at",
+            "deactivated_at",
+            "created_at",
+        ]
 
 
 class CertificateInputSerializer(serializers.Serializer):
@@ -70,9 +79,21 @@ class CertificateInputSerializer(serializers.Serializer):
 class CertificateSerializer(serializers.ModelSerializer):
     class Meta:
         model = Certificate
-        fields = ["id", "use", "fingerprint_sha256", "subject", "issuer", "serial_number",
-                  "not_before", "not_after", "key_type", "key_size", "created_at", "retired_at",
-                  "pem"]
+        fields = [
+            "id",
+            "use",
+            "fingerprint_sha256",
+            "subject",
+            "issuer",
+            "serial_number",
+            "not_before",
+            "not_after",
+            "key_type",
+            "key_size",
+            "created_at",
+            "retired_at",
+            "pem",
+        ]
 
 
 class VaultSerializer(serializers.ModelSerializer):
@@ -82,8 +103,7 @@ class VaultSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Vault
-        fields = ["number", "display", "status", "flags", "created_at", "closed_at",
-                  "log_sequence"]
+        fields = ["number", "display", "status", "flags", "created_at", "closed_at", "log_sequence"]
 
     def get_display(self, vault: Vault) -> str:
         return format_display(vault.number)

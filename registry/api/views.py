@@ -37,10 +37,12 @@ class _ApplicationApi(APIView):
     def post(self, request):
         data = self.input_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        organisation = self.apply(actor=Actor.public(request.META.get("REMOTE_ADDR", "")),
-                                  **data.validated_data)
-        return Response(s.ApplicationOutputSerializer(organisation).data,
-                        status=status.HTTP_201_CREATED)
+        organisation = self.apply(
+            actor=Actor.public(request.META.get("REMOTE_ADDR", "")), **data.validated_data
+        )
+        return Response(
+            s.ApplicationOutputSerializer(organisation).data, status=status.HTTP_201_CREATED
+        )
 
 
 class ProviderApplicationApi(_ApplicationApi):
@@ -49,8 +51,11 @@ class ProviderApplicationApi(_ApplicationApi):
     input_serializer = s.ProviderApplicationSerializer
     apply = staticmethod(organisations.provider_apply)
 
-    @extend_schema(request=s.ProviderApplicationSerializer,
-                   responses={201: s.ApplicationOutputSerializer}, auth=[])
+    @extend_schema(
+        request=s.ProviderApplicationSerializer,
+        responses={201: s.ApplicationOutputSerializer},
+        auth=[],
+    )
     def post(self, request):
         return super().post(request)
 
@@ -61,8 +66,11 @@ class IssuerApplicationApi(_ApplicationApi):
     input_serializer = s.IssuerApplicationSerializer
     apply = staticmethod(organisations.issuer_apply)
 
-    @extend_schema(request=s.IssuerApplicationSerializer,
-                   responses={201: s.ApplicationOutputSerializer}, auth=[])
+    @extend_schema(
+        request=s.IssuerApplicationSerializer,
+        responses={201: s.ApplicationOutputSerializer},
+        auth=[],
+    )
     def post(self, request):
         return super().post(request)
 
@@ -94,8 +102,9 @@ class EndpointListCreateApi(_ProviderApi):
     def post(self, request):
         data = s.EndpointInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        endpoint = routing.endpoint_create(actor=self.actor, provider=self.provider,
-                                           **data.validated_data)
+        endpoint = routing.endpoint_create(
+            actor=self.actor, provider=self.provider, **data.validated_data
+        )
         return Response(s.EndpointSerializer(endpoint).data, status=status.HTTP_201_CREATED)
 
 
@@ -121,8 +130,9 @@ class CertificateListCreateApi(_ProviderApi):
     def post(self, request):
         data = s.CertificateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        certificate = routing.certificate_upload(actor=self.actor, provider=self.provider,
-                                                 **data.validated_data)
+        certificate = routing.certificate_upload(
+            actor=self.actor, provider=self.provider, **data.validated_data
+        )
         return Response(s.CertificateSerializer(certificate).data, status=status.HTTP_201_CREATED)
 
 

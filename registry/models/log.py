@@ -24,8 +24,10 @@ class LogEntry(models.Model):
         ordering = ["sequence"]
         verbose_name_plural = "log entries"
         constraints = [
-            models.CheckConstraint(condition=models.Q(sequence__gte=0),
-                                   name="%(app_label)s_%(class)s_sequence_non_negative"),
+            models.CheckConstraint(
+                condition=models.Q(sequence__gte=0),
+                name="%(app_label)s_%(class)s_sequence_non_negative",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -33,7 +35,7 @@ class LogEntry(models.Model):
 
 
 class LogHead(models.Model):
-    """The single row that serialises appends: its lock orders writers, ``size`` is the next index."""
+    """The single row that serialises appends: its lock orders writers; size is the next index."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
     size = models.BigIntegerField(default=0)
@@ -52,10 +54,12 @@ class AuditEvent(models.Model):
 
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.CharField(max_length=200)
-    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
-    actor_token = models.ForeignKey("registry.ApiToken", null=True, blank=True,
-                                    on_delete=models.SET_NULL, related_name="+")
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_token = models.ForeignKey(
+        "registry.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     action = models.CharField(max_length=60)
     target_type = models.CharField(max_length=40)
     target_id = models.CharField(max_length=64)
@@ -64,8 +68,9 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["target_type", "target_id"],
-                                name="registry_audit_target_idx")]
+        indexes = [
+            models.Index(fields=["target_type", "target_id"], name="registry_audit_target_idx")
+        ]
 
     def __str__(self) -> str:
         return f"{self.actor} {self.action} {self.target_type}:{self.target_id}"

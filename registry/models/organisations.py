@@ -22,20 +22,26 @@ class OrganisationStatus(models.TextChoices):
 
 # The only status changes there are (DESIGN.md §3); rejected and withdrawn are terminal.
 STATUS_TRANSITIONS: dict[str, frozenset[str]] = {
-    OrganisationStatus.APPLIED: frozenset({OrganisationStatus.ACTIVE, OrganisationStatus.REJECTED,
-                                           OrganisationStatus.WITHDRAWN}),
-    OrganisationStatus.ACTIVE: frozenset({OrganisationStatus.SUSPENDED,
-                                          OrganisationStatus.WITHDRAWN}),
-    OrganisationStatus.SUSPENDED: frozenset({OrganisationStatus.ACTIVE,
-                                             OrganisationStatus.WITHDRAWN}),
+    OrganisationStatus.APPLIED: frozenset(
+        {OrganisationStatus.ACTIVE, OrganisationStatus.REJECTED, OrganisationStatus.WITHDRAWN}
+    ),
+    OrganisationStatus.ACTIVE: frozenset(
+        {OrganisationStatus.SUSPENDED, OrganisationStatus.WITHDRAWN}
+    ),
+    OrganisationStatus.SUSPENDED: frozenset(
+        {OrganisationStatus.ACTIVE, OrganisationStatus.WITHDRAWN}
+    ),
     OrganisationStatus.REJECTED: frozenset(),
     OrganisationStatus.WITHDRAWN: frozenset(),
 }
 
 # Statuses in which an organisation holds its legal identifier: a rejected or withdrawn one
 # leaves it free for a new application.
-LIVE_STATUSES = [OrganisationStatus.APPLIED, OrganisationStatus.ACTIVE,
-                 OrganisationStatus.SUSPENDED]
+LIVE_STATUSES = [
+    OrganisationStatus.APPLIED,
+    OrganisationStatus.ACTIVE,
+    OrganisationStatus.SUSPENDED,
+]
 
 
 class LegalIdScheme(models.TextChoices):
@@ -77,7 +83,9 @@ class Organisation(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     legal_name = models.CharField(_("legal name"), max_length=200)
     legal_id_scheme = models.CharField(
-        _("legal identifier scheme"), max_length=10, choices=LegalIdScheme.choices,
+        _("legal identifier scheme"),
+        max_length=10,
+        choices=LegalIdScheme.choices,
         default=LegalIdScheme.SIREN,
     )
     legal_id = models.CharField(_("legal identifier"), max_length=40)
@@ -101,8 +109,11 @@ class Organisation(models.Model):
         if self.legal_id_scheme == LegalIdScheme.SIREN:
             if not siren.is_valid(self.legal_id):
                 raise ValidationError(
-                    {"legal_id": ValidationError(_("This is not a valid SIREN."),
-                                                 code="invalid_siren")}
+                    {
+                        "legal_id": ValidationError(
+                            _("This is not a valid SIREN."), code="invalid_siren"
+                        )
+                    }
                 )
             self.legal_id = siren.compact(self.legal_id)
 
@@ -115,7 +126,10 @@ class Provider(Organisation):
     """A vault provider: hosts vaults, publishes endpoints and certificates."""
 
     certifications = models.JSONField(
-        _("certifications claimed"), default=list, blank=True, validators=[validate_string_list],
+        _("certifications claimed"),
+        default=list,
+        blank=True,
+        validators=[validate_string_list],
         help_text=_("e.g. NF Z42-020"),
     )
     last_log_index = models.BigIntegerField(null=True, blank=True, editable=False)

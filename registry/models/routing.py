@@ -149,8 +149,9 @@ class Vault(models.Model):
 
     number = models.CharField(max_length=20, primary_key=True)
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="vaults")
-    status = models.CharField(max_length=10, choices=VaultStatus.choices,
-                              default=VaultStatus.ACTIVE)
+    status = models.CharField(
+        max_length=10, choices=VaultStatus.choices, default=VaultStatus.ACTIVE
+    )
     client_hold = models.BooleanField(default=False, help_text=_("The provider stops delivery."))
     server_hold = models.BooleanField(default=False, help_text=_("The registry stops delivery."))
     client_transfer_prohibited = models.BooleanField(default=False)
@@ -164,12 +165,13 @@ class Vault(models.Model):
 
     class Meta:
         ordering = ["created_at", "number"]
-        indexes = [models.Index(fields=["provider", "number"],
-                                name="registry_vault_provider_idx")]
+        indexes = [models.Index(fields=["provider", "number"], name="registry_vault_provider_idx")]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(status=VaultStatus.CLOSED, closed_at__isnull=False)
-                           | Q(status=VaultStatus.ACTIVE, closed_at__isnull=True)),
+                condition=(
+                    Q(status=VaultStatus.CLOSED, closed_at__isnull=False)
+                    | Q(status=VaultStatus.ACTIVE, closed_at__isnull=True)
+                ),
                 name="%(app_label)s_%(class)s_closed_at_iff_closed",
             ),
             models.CheckConstraint(
@@ -188,5 +190,10 @@ class Vault(models.Model):
         return [name for name in VAULT_FLAGS if getattr(self, name)]
 
 
-VAULT_FLAGS = ("client_hold", "server_hold", "client_transfer_prohibited", "registry_lock",
-               "pending_transfer")
+VAULT_FLAGS = (
+    "client_hold",
+    "server_hold",
+    "client_transfer_prohibited",
+    "registry_lock",
+    "pending_transfer",
+)

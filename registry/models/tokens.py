@@ -22,17 +22,20 @@ class ApiToken(models.Model):
     """A bearer token. Only the SHA-256 of its value is kept; the value is shown once."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    provider = models.ForeignKey(Provider, null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="tokens")
-    issuer = models.ForeignKey(Issuer, null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="tokens")
+    provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.PROTECT, related_name="tokens"
+    )
+    issuer = models.ForeignKey(
+        Issuer, null=True, blank=True, on_delete=models.PROTECT, related_name="tokens"
+    )
     scope = models.CharField(max_length=10, choices=TokenScope.choices)
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=16, help_text=_("First characters, to recognise it."))
     key_hash = models.CharField(max_length=64, unique=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                   on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -41,9 +44,10 @@ class ApiToken(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(
-                condition=(Q(scope=TokenScope.PROVIDER, provider__isnull=False, issuer__isnull=True)
-                           | Q(scope=TokenScope.LOOKUP, issuer__isnull=False,
-                               provider__isnull=True)),
+                condition=(
+                    Q(scope=TokenScope.PROVIDER, provider__isnull=False, issuer__isnull=True)
+                    | Q(scope=TokenScope.LOOKUP, issuer__isnull=False, provider__isnull=True)
+                ),
                 name="%(app_label)s_%(class)s_scope_matches_owner",
             ),
         ]

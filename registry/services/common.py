@@ -84,8 +84,15 @@ def append_log_many(items: Sequence[tuple[str, dict[str, Any]]], *, at: datetime
     entries = []
     for offset, (kind, payload) in enumerate(items):
         body = canonical({"kind": str(kind), "at": timestamp(at), **payload})
-        entries.append(LogEntry(sequence=first + offset, kind=str(kind), body=body,
-                                leaf_hash=leaf_hash(body), created_at=at))
+        entries.append(
+            LogEntry(
+                sequence=first + offset,
+                kind=str(kind),
+                body=body,
+                leaf_hash=leaf_hash(body),
+                created_at=at,
+            )
+        )
     LogEntry.objects.bulk_create(entries, batch_size=2000)
     return entries
 

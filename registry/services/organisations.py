@@ -29,16 +29,20 @@ Status = OrganisationStatus
 
 def _check_legal_id_free(model: type[Organisation], instance: Organisation) -> None:
     taken = model.objects.filter(
-        legal_id_scheme=instance.legal_id_scheme, legal_id=instance.legal_id,
+        legal_id_scheme=instance.legal_id_scheme,
+        legal_id=instance.legal_id,
         status__in=LIVE_STATUSES,
     ).exists()
     if taken:
-        raise Conflict(ErrorCode.DUPLICATE_LEGAL_ID,
-                       "An application or member with this legal identifier already exists.")
+        raise Conflict(
+            ErrorCode.DUPLICATE_LEGAL_ID,
+            "An application or member with this legal identifier already exists.",
+        )
 
 
-def _create(model: type[Organisation], instance: Organisation, actor: Actor,
-            history: type, owner_field: str) -> Organisation:
+def _create(
+    model: type[Organisation], instance: Organisation, actor: Actor, history: type, owner_field: str
+) -> Organisation:
     now = timezone.now()
     instance.status = Status.APPLIED
     instance.status_changed_at = now
@@ -49,51 +53,103 @@ def _create(model: type[Organisation], instance: Organisation, actor: Actor,
         with transaction.atomic():
             instance.save(force_insert=True)
     except IntegrityError as exc:  # a concurrent application took the identifier
-        raise Conflict(ErrorCode.DUPLICATE_LEGAL_ID,
-                       "An application or member with this legal identifier already exists.") from exc
+        raise Conflict(
+            ErrorCode.DUPLICATE_LEGAL_ID,
+            "An application or member with this legal identifier already exists.",
+        ) from exc
     history.objects.create(
-        **{owner_field: instance}, from_status="", to_status=Status.APPLIED,
-        reason="application received", actor=actor.label, actor_user=actor.user,
-        effective_at=now, created_at=now,
+        **{owner_field: instance},
+        from_status="",
+        to_status=Status.APPLIED,
+        reason="application received",
+        actor=actor.label,
+        actor_user=actor.user,
+        effective_at=now,
+        created_at=now,
     )
-    record_audit(actor, "applied", instance, at=now,
-                 data={"legal_id_scheme": instance.legal_id_scheme, "legal_id": instance.legal_id})
+    record_audit(
+        actor,
+        "applied",
+        instance,
+        at=now,
+        data={"legal_id_scheme": instance.legal_id_scheme, "legal_id": instance.legal_id},
+    )
     return instance
 
 
 @transaction.atomic
-def provider_apply(*, actor: Actor, legal_name: str, legal_id: str, technical_email: str,
-                   security_email: str, legal_id_scheme: str = "siren", contact_name: str = "",
-                   certifications: Iterable[str] = ()) -> Provider:
+def provider_apply(
+    *,
+    actor: Actor,
+    legal_name: str,
+    legal_id: str,
+    technical_email: str,
+    security_email: str,
+    legal_id_scheme: str = "siren",
+    contact_name: str = "",
+    certifications: Iterable[str] = (),
+) -> Provider:
     """Record a provider's application to join the federation."""
-    provider = Provider(legal_name=legal_name, legal_id=legal_id, legal_id_scheme=legal_id_scheme,
-                        contact_name=contact_name, technical_email=technical_email,
-                        security_email=security_email, certifications=list(certifications))
+    provider = Provider(
+        legal_name=legal_name,
+        legal_id=legal_id,
+        legal_id_scheme=legal_id_scheme,
+        contact_name=contact_name,
+        technical_email=technical_email,
+        security_email=security_email,
+        certifications=list(certifications),
+    )
     return _create(Provider, provider, actor, ProviderStatusChange, "provider")
 
 
 @transaction.atomic
-def issuer_apply(*, actor: Actor, legal_name: str, legal_id: str, technical_email: str,
-                 security_email: str, legal_id_scheme: str = "siren", contact_name: str = "",
-                 purposes: Iterable[str] = ()) -> Issuer:
+def issuer_apply(
+    *,
+    actor: Actor,
+    legal_name: str,
+    legal_id: str,
+    technical_email: str,
+    security_email: str,
+    legal_id_scheme: str = "siren",
+    contact_name: str = "",
+    purposes: Iterable[str] = (),
+) -> Issuer:
     """Record an issuer's application to resolve vault numbers."""
-    issuer = Issuer(legal_name=legal_name, legal_id=legal_id, legal_id_scheme=legal_id_scheme,
-                    contact_name=contact_name, technical_email=technical_email,
-                    security_email=security_email, purposes=list(purposes))
+    issuer = Issuer(
+        legal_name=legal_name,
+        legal_id=legal_id,
+        legal_id_scheme=legal_id_scheme,
+        contact_name=contact_name,
+        technical_email=technical_email,
+        security_email=security_email,
+        purposes=list(purposes),
+    )
     return _create(Issuer, issuer, actor, IssuerStatusChange, "issuer")
 
 
-def _set_status(model: type[Organisation], pk: object, to: str, *, actor: Actor, reason: str,
-                effective_at: datetime | None) -> tuple[Organisation, str, datetime]:
+def _set_status(
+    model: type[Organisation],
+    pk: object,
+    to: str,
+    *,
+    actor: Actor,
+    reason: str,
+    effective_at: datetime | None,
+) -> tuple[Organisation, str, datetime]:
     reason = (reason or "").strip()
     if not reason:
-        raise InvalidInput(ErrorCode.VALIDATION_ERROR, "A reason is required for a status change.",
-                           extra={"errors": [{"field": "reason", "code": "required"}]})
+        raise InvalidInput(
+            ErrorCode.VALIDATION_ERROR,
+            "A reason is required for a status change.",
+            extra={"errors": [{"field": "reason", "code": "required"}]},
+        )
     org = model.objects.select_for_update().get(pk=pk)
     if to not in STATUS_TRANSITIONS[org.status]:
-        raise Conflict(ErrorCode.INVALID_STATUS_TRANSITION,
-                       f"A {model._meta.verbose_name} cannot go from {org.status} to {to}.",
-                       extra={"status": org.status, "requested": to})
+        raise Conflict(
+            ErrorCode.INVALID_STATUS_TRANSITION,
+            f"A {model._meta.verbose_name} cannot go from {org.status} to {to}.",
+            extra={"status": org.status, "requested": to},
+        )
     now = timezone.now()
     previous = org.status
     org.status = to
@@ -103,40 +159,72 @@ def _set_status(model: type[Organisation], pk: object, to: str, *, actor: Actor,
 
 
 @transaction.atomic
-def provider_set_status(*, actor: Actor, provider: Provider, status: str, reason: str,
-                        effective_at: datetime | None = None) -> Provider:
+def provider_set_status(
+    *,
+    actor: Actor,
+    provider: Provider,
+    status: str,
+    reason: str,
+    effective_at: datetime | None = None,
+) -> Provider:
     """Move a provider along applied → active/rejected, active ↔ suspended, * → withdrawn."""
-    org, previous, now = _set_status(Provider, provider.pk, status, actor=actor, reason=reason,
-                                     effective_at=effective_at)
-    entry = append_log(LogKind.PROVIDER_STATUS, {
-        "provider": str(org.pk), "legal_name": org.legal_name,
-        "legal_id": f"{org.legal_id_scheme}:{org.legal_id}",
-        "status": status, "previous_status": previous,
-        "effective_at": timestamp(org.status_changed_at),
-    }, at=now)
+    org, previous, now = _set_status(
+        Provider, provider.pk, status, actor=actor, reason=reason, effective_at=effective_at
+    )
+    entry = append_log(
+        LogKind.PROVIDER_STATUS,
+        {
+            "provider": str(org.pk),
+            "legal_name": org.legal_name,
+            "legal_id": f"{org.legal_id_scheme}:{org.legal_id}",
+            "status": status,
+            "previous_status": previous,
+            "effective_at": timestamp(org.status_changed_at),
+        },
+        at=now,
+    )
     Provider.objects.filter(pk=org.pk).update(last_log_index=entry.sequence)
     org.last_log_index = entry.sequence
     ProviderStatusChange.objects.create(
-        provider=org, from_status=previous, to_status=status, reason=reason.strip(),
-        actor=actor.label, actor_user=actor.user, effective_at=org.status_changed_at,
+        provider=org,
+        from_status=previous,
+        to_status=status,
+        reason=reason.strip(),
+        actor=actor.label,
+        actor_user=actor.user,
+        effective_at=org.status_changed_at,
         created_at=now,
     )
-    record_audit(actor, f"status:{status}", org, at=now, log_entry=entry,
-                 data={"from": previous, "reason": reason.strip()})
+    record_audit(
+        actor,
+        f"status:{status}",
+        org,
+        at=now,
+        log_entry=entry,
+        data={"from": previous, "reason": reason.strip()},
+    )
     return org
 
 
 @transaction.atomic
-def issuer_set_status(*, actor: Actor, issuer: Issuer, status: str, reason: str,
-                      effective_at: datetime | None = None) -> Issuer:
+def issuer_set_status(
+    *, actor: Actor, issuer: Issuer, status: str, reason: str, effective_at: datetime | None = None
+) -> Issuer:
     """Same life cycle as providers; issuers do not route, so no log entry."""
-    org, previous, now = _set_status(Issuer, issuer.pk, status, actor=actor, reason=reason,
-                                     effective_at=effective_at)
+    org, previous, now = _set_status(
+        Issuer, issuer.pk, status, actor=actor, reason=reason, effective_at=effective_at
+    )
     IssuerStatusChange.objects.create(
-        issuer=org, from_status=previous, to_status=status, reason=reason.strip(),
-        actor=actor.label, actor_user=actor.user, effective_at=org.status_changed_at,
+        issuer=org,
+        from_status=previous,
+        to_status=status,
+        reason=reason.strip(),
+        actor=actor.label,
+        actor_user=actor.user,
+        effective_at=org.status_changed_at,
         created_at=now,
     )
-    record_audit(actor, f"status:{status}", org, at=now,
-                 data={"from": previous, "reason": reason.strip()})
+    record_audit(
+        actor, f"status:{status}", org, at=now, data={"from": previous, "reason": reason.strip()}
+    )
     return org

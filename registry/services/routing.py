@@ -18,8 +18,9 @@ from registry.services.common import Actor, append_log, record_audit, timestamp
 def _require_active(provider: Provider) -> Provider:
     provider = Provider.objects.select_for_update().get(pk=provider.pk)
     if not provider.is_active:
-        raise Conflict(ErrorCode.PROVIDER_NOT_ACTIVE,
-                       f"The provider is {provider.status}, not active.")
+        raise Conflict(
+            ErrorCode.PROVIDER_NOT_ACTIVE, f"The provider is {provider.status}, not active."
+        )
     return provider
 
 
@@ -28,28 +29,50 @@ def _touch_provider(provider: Provider, sequence: int) -> None:
 
 
 @transaction.atomic
-def endpoint_create(*, actor: Actor, provider: Provider, transport_profile: str, url: str,
-                    document_types: Iterable[str] = (), activates_at: datetime | None = None,
-                    expires_at: datetime | None = None) -> Endpoint:
+def endpoint_create(
+    *,
+    actor: Actor,
+    provider: Provider,
+    transport_profile: str,
+    url: str,
+    document_types: Iterable[str] = (),
+    activates_at: datetime | None = None,
+    expires_at: datetime | None = None,
+) -> Endpoint:
     """Publish a delivery endpoint for an active provider."""
     provider = _require_active(provider)
     now = timezone.now()
-    endpoint = Endpoint(provider=provider, transport_profile=transport_profile, url=url,
-                        document_types=list(document_types), activates_at=activates_at or now,
-                        expires_at=expires_at, created_at=now)
+    endpoint = Endpoint(
+        provider=provider,
+        transport_profile=transport_profile,
+        url=url,
+        document_types=list(document_types),
+        activates_at=activates_at or now,
+        expires_at=expires_at,
+        created_at=now,
+    )
     endpoint.full_clean(validate_constraints=False)
-    if Endpoint.objects.filter(provider=provider, transport_profile=transport_profile, url=url,
-                               deactivated_at__isnull=True).exists():
-        raise Conflict(ErrorCode.DUPLICATE_ENDPOINT,
-                       "This endpoint is already published for this transport profile.")
+    if Endpoint.objects.filter(
+        provider=provider, transport_profile=transport_profile, url=url, deactivated_at__isnull=True
+    ).exists():
+        raise Conflict(
+            ErrorCode.DUPLICATE_ENDPOINT,
+            "This endpoint is already published for this transport profile.",
+        )
     endpoint.save(force_insert=True)
-    entry = append_log(LogKind.ENDPOINT_PUBLISHED, {
-        "provider": str(provider.pk), "endpoint": str(endpoint.pk),
-        "transport_profile": transport_profile, "url": url,
-        "document_types": endpoint.document_types,
-        "activates_at": timestamp(endpoint.activates_at),
-        "expires_at": timestamp(expires_at) if expires_at else None,
-    }, at=now)
+    entry = append_log(
+        LogKind.ENDPOINT_PUBLISHED,
+        {
+            "provider": str(provider.pk),
+            "endpoint": str(endpoint.pk),
+            "transport_profile": transport_profile,
+            "url": url,
+            "document_types": endpoint.document_types,
+            "activates_at": timestamp(endpoint.activates_at),
+            "expires_at": timestamp(expires_at) if expires_at else None,
+        },
+        at=now,
+    )
     _touch_provider(provider, entry.sequence)
     record_audit(actor, "endpoint:published", endpoint, at=now, log_entry=entry)
     return endpoint
@@ -60,20 +83,30 @@ def endpoint_deactivate(*, actor: Actor, endpoint: Endpoint) -> Endpoint:
     """Stop publishing an endpoint; it stays on record."""
     endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
     if endpoint.deactivated_at is not None:
-        raise Conflict(ErrorCode.ENDPOINT_ALREADY_DEACTIVATED, "This endpoint is already deactivated.")
+        raise Conflict(
+            ErrorCode.ENDPOINT_ALREADY_DEACTIVATED, "This endpoint is already deactivated."
+        )
     now = timezone.now()
     endpoint.deactivated_at = now
     endpoint.save(update_fields=["deactivated_at"])
-    entry = append_log(LogKind.ENDPOINT_DEACTIVATED, {
-        "provider": str(endpoint.provider_id), "endpoint": str(endpoint.pk), "url": endpoint.url,
-    }, at=now)
+    entry = append_log(
+        LogKind.ENDPOINT_DEACTIVATED,
+        {
+            "provider": str(endpoint.provider_id),
+            "endpoint": str(endpoint.pk),
+            "url": endpoint.url,
+        },
+        at=now,
+    )
     _touch_provider(endpoint.provider, entry.sequence)
     record_audit(actor, "endpoint:deactivated", endpoint, at=now, log_entry=entry)
     return endpoint
 
 
 @transaction.atomic
-def certificate_upload(*, actor: Actor, provider: Provider, use: str, pem: str | bytes) -> Certificate:
+def certificate_upload(
+    *, actor: Actor, provider: Provider, use: str, pem: str | bytes
+) -> Certificate:
     """Check a PEM certificate with registry.x509 and publish it for ``use``."""
     now = timezone.now()
     try:
@@ -81,22 +114,41 @@ def certificate_upload(*, actor: Actor, provider: Provider, use: str, pem: str |
     except x509.InvalidCertificate as exc:
         raise InvalidInput(exc.code, exc.message) from exc
     provider = _require_active(provider)
-    if Certificate.objects.filter(provider=provider, use=use,
-                                  fingerprint_sha256=info.fingerprint_sha256,
-                                  retired_at__isnull=True).exists():
-        raise Conflict(ErrorCode.DUPLICATE_CERTIFICATE,
-                       "This certificate is already published for this use.")
+    if Certificate.objects.filter(
+        provider=provider,
+        use=use,
+        fingerprint_sha256=info.fingerprint_sha256,
+        retired_at__isnull=True,
+    ).exists():
+        raise Conflict(
+            ErrorCode.DUPLICATE_CERTIFICATE, "This certificate is already published for this use."
+        )
     certificate = Certificate.objects.create(
-        provider=provider, use=use, pem=info.pem, fingerprint_sha256=info.fingerprint_sha256,
-        subject=info.subject[:500], issuer=info.issuer[:500], serial_number=info.serial_number,
-        not_before=info.not_before, not_after=info.not_after, key_type=info.key_type,
-        key_size=info.key_size, created_at=now,
+        provider=provider,
+        use=use,
+        pem=info.pem,
+        fingerprint_sha256=info.fingerprint_sha256,
+        subject=info.subject[:500],
+        issuer=info.issuer[:500],
+        serial_number=info.serial_number,
+        not_before=info.not_before,
+        not_after=info.not_after,
+        key_type=info.key_type,
+        key_size=info.key_size,
+        created_at=now,
     )
-    entry = append_log(LogKind.CERTIFICATE_PUBLISHED, {
-        "provider": str(provider.pk), "certificate": str(certificate.pk), "use": use,
-        "fingerprint_sha256": info.fingerprint_sha256,
-        "not_before": timestamp(info.not_before), "not_after": timestamp(info.not_after),
-    }, at=now)
+    entry = append_log(
+        LogKind.CERTIFICATE_PUBLISHED,
+        {
+            "provider": str(provider.pk),
+            "certificate": str(certificate.pk),
+            "use": use,
+            "fingerprint_sha256": info.fingerprint_sha256,
+            "not_before": timestamp(info.not_before),
+            "not_after": timestamp(info.not_after),
+        },
+        at=now,
+    )
     _touch_provider(provider, entry.sequence)
     record_audit(actor, "certificate:published", certificate, at=now, log_entry=entry)
     return certificate
@@ -107,14 +159,21 @@ def certificate_retire(*, actor: Actor, certificate: Certificate) -> Certificate
     """Withdraw a certificate before it expires (rollover done, or key compromised)."""
     certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
     if certificate.retired_at is not None:
-        raise Conflict(ErrorCode.CERTIFICATE_ALREADY_RETIRED, "This certificate is already retired.")
+        raise Conflict(
+            ErrorCode.CERTIFICATE_ALREADY_RETIRED, "This certificate is already retired."
+        )
     now = timezone.now()
     certificate.retired_at = now
     certificate.save(update_fields=["retired_at"])
-    entry = append_log(LogKind.CERTIFICATE_RETIRED, {
-        "provider": str(certificate.provider_id), "certificate": str(certificate.pk),
-        "fingerprint_sha256": certificate.fingerprint_sha256,
-    }, at=now)
+    entry = append_log(
+        LogKind.CERTIFICATE_RETIRED,
+        {
+            "provider": str(certificate.provider_id),
+            "certificate": str(certificate.pk),
+            "fingerprint_sha256": certificate.fingerprint_sha256,
+        },
+        at=now,
+    )
     _touch_provider(certificate.provider, entry.sequence)
     record_audit(actor, "certificate:retired", certificate, at=now, log_entry=entry)
     return certificate

@@ -23,17 +23,22 @@ def hash_token(value: str) -> str:
 
 
 @transaction.atomic
-def token_create(*, actor: Actor, owner: Provider | Issuer, name: str,
-                 expires_in_days: int = 90) -> tuple[ApiToken, str]:
+def token_create(
+    *, actor: Actor, owner: Provider | Issuer, name: str, expires_in_days: int = 90
+) -> tuple[ApiToken, str]:
     """Create a token; returns it with its value, which is never stored nor shown again."""
     if not 1 <= expires_in_days <= settings.VAULT_TOKEN_MAX_DAYS:
-        raise InvalidInput(ErrorCode.VALIDATION_ERROR,
-                           f"A token lives 1 to {settings.VAULT_TOKEN_MAX_DAYS} days.")
+        raise InvalidInput(
+            ErrorCode.VALIDATION_ERROR, f"A token lives 1 to {settings.VAULT_TOKEN_MAX_DAYS} days."
+        )
     owner = type(owner).objects.select_for_update().get(pk=owner.pk)
     if not owner.is_active:
-        raise Conflict(ErrorCode.PROVIDER_NOT_ACTIVE if isinstance(owner, Provider)
-                       else ErrorCode.ISSUER_NOT_ACTIVE,
-                       f"Tokens are only issued to active members; this one is {owner.status}.")
+        raise Conflict(
+            ErrorCode.PROVIDER_NOT_ACTIVE
+            if isinstance(owner, Provider)
+            else ErrorCode.ISSUER_NOT_ACTIVE,
+            f"Tokens are only issued to active members; this one is {owner.status}.",
+        )
     value = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = timezone.now()
     is_provider = isinstance(owner, Provider)
@@ -50,9 +55,17 @@ def token_create(*, actor: Actor, owner: Provider | Issuer, name: str,
     )
     token.full_clean()
     token.save(force_insert=True)
-    record_audit(actor, "token:created", token, at=now,
-                 data={"owner": str(owner.pk), "scope": token.scope,
-                       "expires_at": token.expires_at.isoformat()})
+    record_audit(
+        actor,
+        "token:created",
+        token,
+        at=now,
+        data={
+            "owner": str(owner.pk),
+            "scope": token.scope,
+            "expires_at": token.expires_at.isoformat(),
+        },
+    )
     return token, value
 
 

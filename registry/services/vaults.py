@@ -26,8 +26,9 @@ def _active_provider(provider: Provider) -> Provider:
     # A share lock would do; FOR UPDATE keeps it portable and orders us after a status change.
     provider = Provider.objects.select_for_update().get(pk=provider.pk)
     if not provider.is_active:
-        raise Conflict(ErrorCode.PROVIDER_NOT_ACTIVE,
-                       f"The provider is {provider.status}, not active.")
+        raise Conflict(
+            ErrorCode.PROVIDER_NOT_ACTIVE, f"The provider is {provider.status}, not active."
+        )
     return provider
 
 
@@ -77,19 +78,21 @@ def vault_allocate(*, actor: Actor, provider: Provider) -> Vault:
 def vault_allocate_many(*, actor: Actor, provider: Provider, count: int) -> list[Vault]:
     """Allocate ``count`` numbers at once (one log entry each, one audit event for the batch)."""
     if not 1 <= count <= MAX_BATCH:
-        raise InvalidInput(ErrorCode.VALIDATION_ERROR,
-                           f"count must be between 1 and {MAX_BATCH}.")
+        raise InvalidInput(ErrorCode.VALIDATION_ERROR, f"count must be between 1 and {MAX_BATCH}.")
     provider = _active_provider(provider)
     now = timezone.now()
     vaults = [Vault(number=n, provider=provider, created_at=now) for n in _draw_free(count)]
-    entries = append_log_many(
-        [(LogKind.VAULT_ALLOCATED, _log_payload(v)) for v in vaults], at=now
-    )
+    entries = append_log_many([(LogKind.VAULT_ALLOCATED, _log_payload(v)) for v in vaults], at=now)
     for vault, entry in zip(vaults, entries, strict=True):
         vault.last_log_index = entry.sequence
     Vault.objects.bulk_create(vaults, batch_size=2000)
-    record_audit(actor, "vault:allocated_many", provider, at=now,
-                 data={"count": count, "first_log_sequence": entries[0].sequence})
+    record_audit(
+        actor,
+        "vault:allocated_many",
+        provider,
+        at=now,
+        data={"count": count, "first_log_sequence": entries[0].sequence},
+    )
     return vaults
 
 
@@ -108,7 +111,7 @@ def _refuse_registry_lock(vault: Vault, actor: Actor) -> None:
 
 @transaction.atomic
 def vault_hold(*, actor: Actor, vault: Vault, kind: HoldKind) -> Vault:
-    """Stop delivery to a vault: ``client_hold`` by its provider, ``server_hold`` by the registry."""
+    """Stop delivery: ``client_hold`` set by its provider, ``server_hold`` by the registry."""
     vault = _locked_vault(vault.pk)
     _refuse_registry_lock(vault, actor)
     if getattr(vault, kind):

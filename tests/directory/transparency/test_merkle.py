@@ -281,4 +281,4 @@ def test_malformed_hashes_are_refused_with_a_clear_message() -> None:
     with pytest.raises(ProofError, match="leaf hash is 31 bytes"):
         verify_inclusion(LEAVES[3][:31], 3, 10, proof, ROOTS[10])
     with pytest.raises(ProofError, match="wrong proof length"):
-        verify_consistency(3, 10, [], ROOTS[3], ROOTS[10])
+        verify_consistency(3, 10, consistency_proof(LEAVES, 3, 10)[1:], ROOTS[3], ROOTS[10])

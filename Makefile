@@ -1,0 +1,47 @@
+# The two commands: `make run` and `make test`. Everything installs from pyproject.toml.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
+RUN_ENV := SECRET_KEY_FILE=var/secret_key
+
+.PHONY: install run serve test lint format openapi demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+var/secret_key:
+	mkdir -p var
+	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key
+
+## make run: install, migrate the embedded SQLite database, load the demo federation, serve.
+run: install var/secret_key
+	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(RUN_ENV) $(BIN)/python manage.py load_demo
+	@echo "Serving on http://127.0.0.1:8000/ (API docs: /api/docs/, admin: /admin/). Ctrl-C stops."
+	$(RUN_ENV) $(BIN)/gunicorn -c deploy/gunicorn.conf.py
+
+## make test: install, lint, check migrations, run the suite (DATABASE_URL picks PostgreSQL).
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(TEST_ENV) $(BIN)/python -m pytest
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## make openapi: regenerate the committed schema after an API change.
+openapi: install
+	$(TEST_ENV) $(BIN)/python manage.py spectacular --file deploy/openapi.yaml --validate
+
+clean:
+	rm -rf $(VENV) var/static

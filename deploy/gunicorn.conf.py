@@ -1,0 +1,21 @@
+"""gunicorn settings for Vault Registry; every value can be overridden from the environment."""
+
+import multiprocessing
+import os
+
+wsgi_app = "registry.wsgi:application"
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Restart workers now and then so that no slow leak can grow without bound.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = 2000
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
+errorlog = "-"
+# Request lines and headers are bounded; bodies are bounded by the API (413).
+limit_request_line = 8190
+limit_request_fields = 100
