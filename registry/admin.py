@@ -14,7 +14,7 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
-from django_otp.admin import OTPAdminSite
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -38,7 +38,24 @@ from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 
 
+class AdminLoginForm(OTPAdminAuthenticationForm):
+    """Password and TOTP code in one step when the admin has exactly one device.
+
+    django-otp asks to pick a device first so that a guess is never counted against every
+    device; with a single confirmed device there is nothing to pick.
+    """
+
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is None:
+            devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
+            if len(devices) == 1:
+                device = devices[0]
+        return device
+
+
 class RegistryAdminSite(OTPAdminSite):
+    login_form = AdminLoginForm
     site_header = "Vault Registry: federation administration"
     site_title = "Vault Registry admin"
     index_title = "Federation"

@@ -1,0 +1,176 @@
+"""The lookup: GET /api/v1/vaults/{number}, as an issuer sees it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from registry import numbers
+from registry.models import OrganisationStatus
+from registry.services import organisations, routing, vaults
+from registry.services.vaults import HoldKind
+from tests.factories import CertificateFactory, EndpointFactory, ProviderFactory, VaultFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def lookup(client, number: str):
+    return client.get(f"/api/v1/vaults/{number}")
+
+
+def test_deliverable_vault_answers_its_full_routing_record(lookup_client, vault, provider):
+    # when an issuer looks the vault up
+    response = lookup(lookup_client, vault.number)
+    # then it gets the provider, its endpoint and its encryption certificate
+    assert response.status_code == 200
+    body = response.json()
+    endpoint = provider.endpoints.get()
+    certificate = provider.certificates.get()
+    assert body["number"] == vault.number
+    assert body["display"] == numbers.format_display(vault.number)
+    assert body["status"] == "active"
+    assert body["flags"] == []
+    assert body["deliverable"] is True
+    assert body["reasons"] == []
+    assert body["provider"]["id"] == str(provider.pk)
+    assert body["provider"]["legal_id"] == f"siren:{provider.legal_id}"
+    assert [e["url"] for e in body["endpoints"]] == [endpoint.url]
+    assert body["encryption_certificates"][0]["fingerprint_sha256"] == (
+        certificate.fingerprint_sha256
+    )
+    assert body["encryption_certificates"][0]["pem"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize(
+    "form",
+    [
+        lambda n: n.lower(),
+        lambda n: numbers.format_display(n),
+        lambda n: numbers.format_display(n).replace(" ", "-"),
+        lambda n: numbers.format_display(n).lower().replace(" ", "."),
+    ],
+)
+def test_every_input_form_resolves_the_same_vault(lookup_client, vault, form):
+    response = lookup(lookup_client, form(vault.number))
+    assert response.status_code == 200
+    assert response.json()["number"] == vault.number
+
+
+def test_one_changed_digit_is_400_invalid_check_digits(lookup_client, vault):
+    # given the vault's number with one serial digit changed
+    last = vault.number[-1]
+    typo = vault.number[:-1] + str((int(last) + 1) % 10)
+    # then the lookup refuses it before touching the registry
+    response = lookup(lookup_client, typo)
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "invalid_check_digits"
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("FR97", "invalid_length"),
+        ("FR97VLT10123456789%24%24", "invalid_characters"),
+        ("1297VLT1012345678901", "invalid_country"),
+    ],
+)
+def test_malformed_numbers_are_400_with_their_code(lookup_client, raw, code):
+    response = lookup(lookup_client, raw)
+    assert response.status_code == 400
+    assert response.json()["code"] == code
+
+
+def test_unknown_number_is_404(lookup_client, db):
+    number = numbers.draw("FR", "VLT1").value
+    response = lookup(lookup_client, number)
+    assert response.status_code == 404
+    assert response.json()["code"] == "vault_not_found"
+
+
+def test_closed_vault_is_410_gone(lookup_client, vault, actor):
+    vaults.vault_close(actor=actor, vault=vault)
+    response = lookup(lookup_client, vault.number)
+    assert response.status_code == 410
+    body = response.json()
+    assert body["code"] == "vault_closed"
+    assert body["number"] == vault.number
+
+
+@pytest.mark.parametrize("kind", [HoldKind.CLIENT, HoldKind.SERVER])
+def test_held_vault_is_not_deliverable_with_the_reason(lookup_client, vault, actor, kind):
+    vaults.vault_hold(actor=actor, vault=vault, kind=kind)
+    body = lookup(lookup_client, vault.number).json()
+    assert body["deliverable"] is False
+    assert body["reasons"] == ["hold"]
+    assert body["flags"] == [str(kind)]
+
+
+def test_suspended_provider_is_not_deliverable(lookup_client, vault, provider, actor):
+    organisations.provider_set_status(
+        actor=actor, provider=provider, status=OrganisationStatus.SUSPENDED, reason="audit"
+    )
+    body = lookup(lookup_client, vault.number).json()
+    assert body["deliverable"] is False
+    assert body["reasons"] == ["provider_suspended"]
+    assert body["provider"]["status"] == "suspended"
+
+
+def test_no_endpoint_and_no_valid_certificate_are_reasons(lookup_client, db, actor):
+    # given a provider whose only endpoint was deactivated and whose certificate was retired
+    provider = ProviderFactory()
+    endpoint = EndpointFactory(provider=provider)
+    certificate = CertificateFactory(provider=provider)
+    vault = VaultFactory(provider=provider)
+    routing.endpoint_deactivate(actor=actor, endpoint=endpoint)
+    routing.certificate_retire(actor=actor, certificate=certificate)
+    # then the vault is undeliverable for both reasons
+    body = lookup(lookup_client, vault.number).json()
+    assert body["deliverable"] is False
+    assert body["reasons"] == ["no_endpoint", "no_valid_certificate"]
+    assert body["endpoints"] == []
+    assert body["encryption_certificates"] == []
+
+
+def test_only_currently_valid_encryption_certificates_are_answered(lookup_client, vault, provider):
+    # given a signing certificate, an expired and a not-yet-active endpoint next to the good ones
+    CertificateFactory(provider=provider, use="signing")
+    now = timezone.now()
+    EndpointFactory(provider=provider, activates_at=now + timedelta(days=2))
+    EndpointFactory(
+        provider=provider,
+        activates_at=now - timedelta(days=10),
+        expires_at=now - timedelta(days=1),
+    )
+    body = lookup(lookup_client, vault.number).json()
+    assert len(body["endpoints"]) == 1
+    assert len(body["encryption_certificates"]) == 1
+
+
+def test_several_valid_certificates_are_all_answered_for_rollover(lookup_client, vault, provider):
+    CertificateFactory(provider=provider)
+    body = lookup(lookup_client, vault.number).json()
+    assert len(body["encryption_certificates"]) == 2
+
+
+def test_log_sequence_of_the_last_change_is_answered(lookup_client, provider, actor):
+    vault = vaults.vault_allocate(actor=actor, provider=provider)
+    held = vaults.vault_hold(actor=actor, vault=vault, kind=HoldKind.CLIENT)
+    body = lookup(lookup_client, vault.number).json()
+    assert body["log_sequence"] == held.last_log_index
+    assert held.last_log_index > vault.last_log_index
+
+
+def test_lookup_runs_a_fixed_small_number_of_queries(
+    lookup_client, vault, provider, django_assert_num_queries
+):
+    # given more endpoints and certificates than the minimum: the count must not depend on them
+    EndpointFactory(provider=provider)
+    CertificateFactory(provider=provider)
+    lookup(lookup_client, vault.number)  # records the token's last use (a minute's precision)
+    # then: token, vault joined to provider, endpoints, certificates
+    with django_assert_num_queries(4):
+        response = lookup(lookup_client, vault.number)
+    assert response.status_code == 200

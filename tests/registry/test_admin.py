@@ -1,0 +1,150 @@
+"""The federation admin: TOTP second factor, and actions that go through the services."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import User
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from rest_framework.test import APIClient
+
+from registry.models import ApiToken, AuditEvent, LogEntry, OrganisationStatus, Provider, Vault
+from registry.services import organisations
+from tests.factories import ProviderFactory
+
+pytestmark = pytest.mark.django_db
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def admin_user():
+    user = User.objects.create_superuser("root", "root@registry.example", PASSWORD)
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user
+
+
+@pytest.fixture
+def otp_client(client, admin_user):
+    """A browser session that passed both the password and the TOTP code."""
+    client.force_login(admin_user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = admin_user.totpdevice_set.get().persistent_id
+    session.save()
+    return client
+
+
+def current_code(user) -> str:
+    device = user.totpdevice_set.get()
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"
+
+
+def test_password_alone_does_not_open_the_admin(client, admin_user):
+    # when the admin logs in with the right password but no TOTP code
+    response = client.post("/admin/login/", {"username": "root", "password": PASSWORD})
+    # then the login page answers again and the admin stays closed
+    assert response.status_code == 200
+    assert "otp_token" in response.content.decode()
+    assert client.get("/admin/").status_code == 302
+
+
+def test_password_and_a_wrong_code_do_not_open_the_admin(client, admin_user):
+    wrong = f"{(int(current_code(admin_user)) + 1) % 10**6:06d}"
+    client.post("/admin/login/", {"username": "root", "password": PASSWORD, "otp_token": wrong})
+    assert client.get("/admin/").status_code == 302
+
+
+def test_password_and_totp_code_open_the_admin(client, admin_user):
+    response = client.post(
+        "/admin/login/",
+        {"username": "root", "password": PASSWORD, "otp_token": current_code(admin_user)},
+    )
+    assert response.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+def test_a_logged_in_session_without_otp_is_refused(client, admin_user):
+    client.force_login(admin_user)
+    assert client.get("/admin/registry/provider/").status_code == 302
+
+
+def run_action(client, model: str, action: str, pks, **form):
+    url = f"/admin/registry/{model}/"
+    data = {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in pks], **form}
+    return client.post(url, data)
+
+
+def test_approve_asks_for_a_reason_then_calls_the_service(otp_client, admin_user):
+    # given an application
+    provider = ProviderFactory(status=OrganisationStatus.APPLIED)
+    # when the admin picks "approve" without a reason, a form asks for one and nothing changes
+    page = run_action(otp_client, "provider", "make_active", [provider.pk])
+    assert page.status_code == 200
+    assert 'name="reason"' in page.content.decode()
+    provider.refresh_from_db()
+    assert provider.status == OrganisationStatus.APPLIED
+    # when they confirm with a reason
+    run_action(otp_client, "provider", "make_active", [provider.pk], apply="1", reason="KYC ok")
+    # then the provider is active, with its history, log entry and audit event
+    provider.refresh_from_db()
+    assert provider.status == OrganisationStatus.ACTIVE
+    change = provider.status_changes.last()
+    assert (change.to_status, change.reason, change.actor_user) == ("active", "KYC ok", admin_user)
+    assert LogEntry.objects.filter(kind="provider.status").count() == 1
+    assert AuditEvent.objects.filter(action="status:active", actor="user:root").exists()
+
+
+def test_an_invalid_transition_is_reported_and_changes_nothing(otp_client):
+    provider = ProviderFactory(status=OrganisationStatus.REJECTED)
+    response = run_action(
+        otp_client, "provider", "make_active", [provider.pk], apply="1", reason="oops"
+    )
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert provider.status == OrganisationStatus.REJECTED
+    assert not LogEntry.objects.exists()
+
+
+def test_create_token_shows_the_value_once_and_it_works(otp_client):
+    provider = ProviderFactory()
+    response = run_action(
+        otp_client,
+        "provider",
+        "create_token",
+        [provider.pk],
+        apply="1",
+        name="ops",
+        expires_in_days="30",
+    )
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    token = ApiToken.objects.get(provider=provider)
+    value = response.context["created"][0][2]
+    assert value.startswith(token.prefix)
+    assert value not in str(ApiToken.objects.filter(pk=token.pk).values().get())
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {value}")
+    assert api.get("/api/v1/provider/endpoints").status_code == 200
+
+
+def test_server_hold_action_holds_the_vault(otp_client, vault):
+    run_action(otp_client, "vault", "server_hold", [vault.pk])
+    vault.refresh_from_db()
+    assert vault.server_hold is True
+    assert LogEntry.objects.filter(kind="vault.held").count() == 1
+
+
+def test_records_cannot_be_edited_or_deleted_in_the_admin(otp_client, vault, actor):
+    provider = Provider.objects.get()
+    organisations.provider_set_status(
+        actor=actor, provider=provider, status="suspended", reason="x"
+    )
+    entry = LogEntry.objects.get()
+    # the log entry and the vault can be viewed, not changed nor deleted
+    assert otp_client.get(f"/admin/registry/logentry/{entry.pk}/change/").status_code == 200
+    assert otp_client.post(f"/admin/registry/logentry/{entry.pk}/delete/").status_code == 403
+    assert otp_client.post(f"/admin/registry/vault/{vault.pk}/delete/").status_code == 403
+    assert otp_client.get("/admin/registry/provider/add/").status_code == 403
+    assert LogEntry.objects.count() == 1
+    assert Vault.objects.filter(pk=vault.pk).exists()
