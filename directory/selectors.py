@@ -1,18 +1,24 @@
-"""Resolve vault numbers to their routing: one number or many, through one path.
+"""Resolve vault numbers to their routing: one number or 100,000, through one path.
 
-The single lookup and every later bulk answer call ``resolve``, so they can never disagree. Reads
-are set-based: one query for the vaults (joined to their providers), one for the endpoints and one
-for the certificates of the providers involved, whatever the number of vaults asked.
+The single lookup and the routing plan both call ``resolve_groups``, so they can never disagree:
+one set-based query groups the vaults asked by provider and state (PostgreSQL ``= ANY``, SQLite
+``json_each``), then ``reasons_for`` decides deliverability once per group, not once per vault.
+Providers' endpoints and certificates come from a per-process cache keyed by the provider's last
+log position, which every routing-relevant provider change moves (see registry.services).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+import threading
+import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
 from registry.models import (
@@ -20,6 +26,7 @@ from registry.models import (
     CertificateUse,
     Endpoint,
     OrganisationStatus,
+    Provider,
     Vault,
     VaultStatus,
 )
@@ -36,12 +43,18 @@ class Reason(StrEnum):
     PROVIDER_WITHDRAWN = "provider_withdrawn"
     NO_ENDPOINT = "no_endpoint"
     NO_VALID_CERTIFICATE = "no_valid_certificate"
+    # Only in routing plans: a single lookup answers 404 and 400 instead.
+    UNKNOWN = "unknown"
+    INVALID = "invalid"  # written "invalid:<code of the number parser>"
 
 
 _PROVIDER_REASONS = {
     OrganisationStatus.SUSPENDED: Reason.PROVIDER_SUSPENDED,
     OrganisationStatus.WITHDRAWN: Reason.PROVIDER_WITHDRAWN,
 }
+
+# A cached provider route is re-read at the latest after this long, whatever happens.
+ROUTE_CACHE_TTL = timedelta(seconds=60)
 
 
 @dataclass(slots=True)
@@ -66,18 +79,48 @@ class ProviderRoute:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class VaultState:
+    status: str
+    client_hold: bool
+    server_hold: bool
+    client_transfer_prohibited: bool
+    registry_lock: bool
+    pending_transfer: bool
+
+    @property
+    def flags(self) -> list[str]:
+        return [flag for flag in VAULT_FLAGS if getattr(self, flag)]
+
+
+@dataclass(slots=True)
+class Group:
+    """Vaults asked that share a provider and a state, hence the same deliverability."""
+
+    provider: ProviderRoute
+    state: VaultState
+    numbers: list[str]
+    reasons: list[Reason]
+    log_indexes: list[int | None] | None = None
+
+    @property
+    def deliverable(self) -> bool:
+        return not self.reasons
+
+
 @dataclass(slots=True)
 class Resolution:
     """Where one vault routes now, and whether it can be delivered to."""
 
     number: str
-    status: str
-    flags: list[str]
+    state: VaultState
     log_sequence: int | None
-    created_at: datetime
-    closed_at: datetime | None
     provider: ProviderRoute
     reasons: list[Reason]
+
+    @property
+    def status(self) -> str:
+        return self.state.status
 
     @property
     def deliverable(self) -> bool:
@@ -87,8 +130,8 @@ class Resolution:
         return {
             "number": self.number,
             "display": format_display(self.number),
-            "status": self.status,
-            "flags": self.flags,
+            "status": self.state.status,
+            "flags": self.state.flags,
             "deliverable": self.deliverable,
             "reasons": [str(reason) for reason in self.reasons],
             "provider": self.provider.identity(),
@@ -98,67 +141,12 @@ class Resolution:
         }
 
 
-_VAULT_COLUMNS = (
-    "number",
-    "status",
-    *VAULT_FLAGS,
-    "last_log_index",
-    "created_at",
-    "closed_at",
-    "provider_id",
-    "provider__legal_name",
-    "provider__legal_id_scheme",
-    "provider__legal_id",
-    "provider__status",
-    "provider__last_log_index",
-)
-
-
-def provider_routes(
-    provider_ids: Iterable[Any],
-    at: datetime | None = None,
-) -> dict[Any, tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
-    """Active endpoints and valid encryption certificates of these providers: two queries."""
-    at = at or timezone.now()
-    ids = list(set(provider_ids))
-    routes: dict[Any, tuple[list, list]] = {pid: ([], []) for pid in ids}
-    for row in (
-        Endpoint.objects.active(at)
-        .filter(provider_id__in=ids)
-        .order_by("created_at", "id")
-        .values(
-            "provider_id",
-            "id",
-            "transport_profile",
-            "url",
-            "document_types",
-            "activates_at",
-            "expires_at",
-        )
-    ):
-        pid = row.pop("provider_id")
-        row["id"] = str(row["id"])
-        routes[pid][0].append(row)
-    for row in (
-        Certificate.objects.valid(at)
-        .filter(provider_id__in=ids, use=CertificateUse.ENCRYPTION)
-        .order_by("not_after", "id")
-        .values(
-            "provider_id", "id", "fingerprint_sha256", "key_type", "not_before", "not_after", "pem"
-        )
-    ):
-        pid = row.pop("provider_id")
-        row["id"] = str(row["id"])
-        routes[pid][1].append(row)
-    return routes
-
-
-def reasons_for(vault: dict[str, Any], provider: ProviderRoute) -> list[Reason]:
-    """Every reason this vault cannot be delivered to, in a fixed order (DESIGN.md §4)."""
+def reasons_for(state: VaultState, provider: ProviderRoute) -> list[Reason]:
+    """Every reason a vault cannot be delivered to, most decisive first (DESIGN.md §4)."""
     reasons = []
-    if vault["status"] == VaultStatus.CLOSED:
+    if state.status == VaultStatus.CLOSED:
         reasons.append(Reason.CLOSED)
-    if vault["client_hold"] or vault["server_hold"]:
+    if state.client_hold or state.server_hold:
         reasons.append(Reason.HOLD)
     if provider.status != OrganisationStatus.ACTIVE:
         reasons.append(_PROVIDER_REASONS.get(provider.status, Reason.PROVIDER_SUSPENDED))
@@ -169,39 +157,206 @@ def reasons_for(vault: dict[str, Any], provider: ProviderRoute) -> list[Reason]:
     return reasons
 
 
-def resolve(numbers: Iterable[str], at: datetime | None = None) -> dict[str, Resolution]:
-    """Resolve normalised numbers; unknown ones are absent from the answer. Three queries."""
-    wanted = list(set(numbers))
-    if not wanted:
-        return {}
-    rows = list(Vault.objects.filter(number__in=wanted).values(*_VAULT_COLUMNS))
-    routes = provider_routes((row["provider_id"] for row in rows), at)
-    providers: dict[Any, ProviderRoute] = {}
-    answer = {}
-    for row in rows:
-        pid = row["provider_id"]
+# --- Provider routes, cached per process -----------------------------------------------------
+
+
+class _RouteCache:
+    """Endpoints and valid certificates per provider, valid while the provider's log position is
+    unchanged and until the next activation or expiry among them (or the TTL)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple[Any, ...], datetime, tuple[list, list]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...], now: datetime) -> tuple[list, list] | None:
+        entry = self._entries.get(key[0])
+        if entry is not None and entry[0] == key and now < entry[1]:
+            return entry[2]
+        return None
+
+    def put(self, key: tuple[Any, ...], until: datetime, value: tuple[list, list]) -> None:
+        with self._lock:
+            self._entries[key[0]] = (key, until, value)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+route_cache = _RouteCache()
+
+
+def _fetch_routes(provider_ids: list[str], now: datetime) -> dict[str, tuple[list, list, datetime]]:
+    """Endpoints and encryption certificates of these providers at ``now``: two queries.
+
+    Endpoints and certificates that start later are read too, only to know when the answer
+    stops being true.
+    """
+    until = now + ROUTE_CACHE_TTL
+    found: dict[str, tuple[list, list, datetime]] = {pid: ([], [], until) for pid in provider_ids}
+
+    def later(pid: str, *moments: datetime | None) -> None:
+        endpoints, certificates, current = found[pid]
+        for moment in moments:
+            if moment is not None and now < moment < current:
+                current = moment
+        found[pid] = (endpoints, certificates, current)
+
+    endpoints = (
+        Endpoint.objects.filter(provider_id__in=provider_ids)
+        .exclude(deactivated_at__lte=now)
+        .exclude(expires_at__lte=now)
+        .order_by("created_at", "id")
+        .values(
+            "provider_id",
+            "id",
+            "transport_profile",
+            "url",
+            "document_types",
+            "activates_at",
+            "expires_at",
+            "deactivated_at",
+        )
+    )
+    for row in endpoints:
+        pid = str(row.pop("provider_id"))
+        later(pid, row["activates_at"], row["expires_at"], row.pop("deactivated_at"))
+        if row["activates_at"] <= now:
+            row["id"] = str(row["id"])
+            found[pid][0].append(row)
+    certificates = (
+        Certificate.objects.filter(provider_id__in=provider_ids, use=CertificateUse.ENCRYPTION)
+        .exclude(retired_at__lte=now)
+        .filter(not_after__gt=now)
+        .order_by("not_after", "id")
+        .values(
+            "provider_id",
+            "id",
+            "fingerprint_sha256",
+            "key_type",
+            "not_before",
+            "not_after",
+            "retired_at",
+            "pem",
+        )
+    )
+    for row in certificates:
+        pid = str(row.pop("provider_id"))
+        later(pid, row["not_before"], row["not_after"], row.pop("retired_at"))
+        if row["not_before"] <= now:
+            row["id"] = str(row["id"])
+            found[pid][1].append(row)
+    return found
+
+
+def provider_routes(
+    keys: Iterable[tuple[Any, ...]], at: datetime | None = None
+) -> dict[str, tuple[list, list]]:
+    """Routes for providers keyed (id, log position, status); cached unless ``at`` is given."""
+    now = at or timezone.now()
+    routes: dict[str, tuple[list, list]] = {}
+    missing: dict[str, tuple[Any, ...]] = {}
+    for key in set(keys):
+        cached = route_cache.get(key, now) if at is None else None
+        if cached is None:
+            missing[key[0]] = key
+        else:
+            routes[key[0]] = cached
+    if missing:
+        for pid, (endpoints, certificates, until) in _fetch_routes(list(missing), now).items():
+            routes[pid] = (endpoints, certificates)
+            if at is None:
+                route_cache.put(missing[pid], until, (endpoints, certificates))
+    return routes
+
+
+# --- Resolution -------------------------------------------------------------------------------
+
+_GROUP_COLUMNS = (
+    "v.provider_id, p.legal_name, p.legal_id_scheme, p.legal_id, p.status, p.last_log_index, "
+    "v.status, v.client_hold, v.server_hold, v.client_transfer_prohibited, v.registry_lock, "
+    "v.pending_transfer"
+)
+
+
+def _group_sql(vendor: str, with_log_index: bool) -> str:
+    vault, provider = Vault._meta.db_table, Provider._meta.db_table
+    if vendor == "postgresql":
+        numbers_agg = "array_agg(v.number ORDER BY v.number)"
+        log_agg = "array_agg(v.last_log_index ORDER BY v.number)"
+        wanted = "v.number = ANY(%s)"
+    else:
+        # group_concat visits the rows of a group in one order for both aggregates; NULLs would
+        # be skipped and shift the second list, hence the COALESCE.
+        numbers_agg = "group_concat(v.number)"
+        log_agg = "group_concat(COALESCE(v.last_log_index, -1))"
+        wanted = "v.number IN (SELECT value FROM json_each(%s))"
+    aggregates = f"{numbers_agg}, {log_agg}" if with_log_index else numbers_agg
+    return (
+        f"SELECT {_GROUP_COLUMNS}, {aggregates} "  # noqa: S608 (no user input in the SQL text)
+        f"FROM {vault} v JOIN {provider} p ON p.id = v.provider_id "
+        f"WHERE {wanted} GROUP BY {_GROUP_COLUMNS}"
+    )
+
+
+def _uuid_text(value: Any) -> str:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+
+
+def resolve_groups(
+    numbers: Sequence[str], *, with_log_index: bool = False, at: datetime | None = None
+) -> list[Group]:
+    """Resolve normalised, distinct numbers; unknown ones are in no group.
+
+    One query for the vaults, plus two for the providers whose routes are not cached. The
+    state at ``at`` is today's vault state with the endpoints and certificates of then.
+    """
+    if not numbers:
+        return []
+    vendor = connection.vendor
+    param: Any = sorted(numbers) if vendor == "postgresql" else json.dumps(list(numbers))
+    with connection.cursor() as cursor:
+        cursor.execute(_group_sql(vendor, with_log_index), [param])
+        rows = cursor.fetchall()
+    # PostgreSQL returns UUIDs, SQLite their 32 hex digits: key on the canonical text form.
+    keys = [(_uuid_text(row[0]), row[5], row[4]) for row in rows]
+    routes = provider_routes(keys, at)
+    providers: dict[str, ProviderRoute] = {}
+    groups = []
+    for row, key in zip(rows, keys, strict=True):
+        pid = key[0]
         provider = providers.get(pid)
         if provider is None:
             endpoints, certificates = routes[pid]
             provider = providers[pid] = ProviderRoute(
-                id=str(pid),
-                legal_name=row["provider__legal_name"],
-                legal_id=f"{row['provider__legal_id_scheme']}:{row['provider__legal_id']}",
-                status=row["provider__status"],
-                log_sequence=row["provider__last_log_index"],
+                id=pid,
+                legal_name=row[1],
+                legal_id=f"{row[2]}:{row[3]}",
+                status=row[4],
+                log_sequence=row[5],
                 endpoints=endpoints,
                 certificates=certificates,
             )
-        answer[row["number"]] = Resolution(
-            number=row["number"],
-            status=row["status"],
-            flags=[flag for flag in VAULT_FLAGS if row[flag]],
-            log_sequence=row["last_log_index"],
-            created_at=row["created_at"],
-            closed_at=row["closed_at"],
-            provider=provider,
-            reasons=reasons_for(row, provider),
-        )
+        state = VaultState(row[6], *(bool(flag) for flag in row[7:12]))
+        numbers_in, log_indexes = row[12], None
+        if vendor != "postgresql":
+            numbers_in = numbers_in.split(",")
+            if with_log_index:
+                log_indexes = [int(i) if int(i) >= 0 else None for i in row[13].split(",")]
+        elif with_log_index:
+            log_indexes = row[13]
+        groups.append(Group(provider, state, numbers_in, reasons_for(state, provider), log_indexes))
+    return groups
+
+
+def resolve(numbers: Iterable[str], at: datetime | None = None) -> dict[str, Resolution]:
+    """Resolve normalised numbers one by one (each with its log position); unknown ones absent."""
+    answer = {}
+    for group in resolve_groups(list(set(numbers)), with_log_index=True, at=at):
+        for number, log_index in zip(group.numbers, group.log_indexes or [], strict=True):
+            answer[number] = Resolution(
+                number, group.state, log_index, group.provider, group.reasons
+            )
     return answer
 
 

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from directory import selectors
+from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
 from registry.api.auth import LookupScope
 from registry.errors import ErrorCode, Gone, NotFound
 from registry.federation import parse_number
-from registry.services.common import timestamp
+from registry.models import VaultStatus
 
 
 class VaultLookupApi(APIView):
@@ -44,14 +44,10 @@ class VaultLookupApi(APIView):
                 "No vault has this number.",
                 extra={"number": parsed.value},
             )
-        if resolution.status == "closed":
+        if resolution.status == VaultStatus.CLOSED:
             raise Gone(
                 ErrorCode.VAULT_CLOSED,
                 "This vault is closed; do not deliver to it.",
-                extra={
-                    "number": parsed.value,
-                    "closed_at": timestamp(resolution.closed_at),
-                    "log_sequence": resolution.log_sequence,
-                },
+                extra={"number": parsed.value, "log_sequence": resolution.log_sequence},
             )
-        return Response(resolution.as_dict())
+        return json_response(resolution.as_dict())

@@ -6,12 +6,20 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.test import APIClient
 
+from directory.selectors import route_cache
 from registry import numbers
 from registry.models import OrganisationStatus
 from registry.services import organisations, routing, vaults
 from registry.services.vaults import HoldKind
-from tests.factories import CertificateFactory, EndpointFactory, ProviderFactory, VaultFactory
+from tests.factories import (
+    CertificateFactory,
+    EndpointFactory,
+    ProviderFactory,
+    VaultFactory,
+    make_token,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -170,7 +178,40 @@ def test_lookup_runs_a_fixed_small_number_of_queries(
     EndpointFactory(provider=provider)
     CertificateFactory(provider=provider)
     lookup(lookup_client, vault.number)  # records the token's last use (a minute's precision)
-    # then: token, vault joined to provider, endpoints, certificates
+    route_cache.clear()
+    # cold: token, vault grouped with its provider, endpoints, certificates
     with django_assert_num_queries(4):
-        response = lookup(lookup_client, vault.number)
-    assert response.status_code == 200
+        assert lookup(lookup_client, vault.number).status_code == 200
+    # warm: the provider's route is cached until its log position moves
+    with django_assert_num_queries(2):
+        assert lookup(lookup_client, vault.number).status_code == 200
+
+
+def test_cached_route_is_refreshed_when_the_provider_changes(lookup_client, vault, provider, actor):
+    # given a lookup that cached the provider's route
+    assert len(lookup(lookup_client, vault.number).json()["endpoints"]) == 1
+    # when the provider publishes a second endpoint through the service (its log position moves)
+    routing.endpoint_create(
+        actor=actor,
+        provider=provider,
+        transport_profile="vault-pivot-https/1",
+        url="https://second.provider.example/v1",
+    )
+    # then the next lookup answers it at once
+    assert len(lookup(lookup_client, vault.number).json()["endpoints"]) == 2
+
+
+def test_cached_route_expires_with_its_certificate(issuer, vault, provider, monkeypatch):
+    # given a cached answer with one valid certificate, for a token that outlives it
+    certificate = provider.certificates.get()
+    lookup_client = APIClient()
+    value = make_token(issuer, expires_at=certificate.not_after + timedelta(days=1))[1]
+    lookup_client.credentials(HTTP_AUTHORIZATION=f"Bearer {value}")
+    assert lookup(lookup_client, vault.number).json()["deliverable"] is True
+    # when time passes beyond the certificate's expiry, with no write at all
+    later = certificate.not_after + timedelta(seconds=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    # then the lookup no longer answers it
+    body = lookup(lookup_client, vault.number).json()
+    assert body["encryption_certificates"] == []
+    assert body["reasons"] == ["no_valid_certificate"]

@@ -138,3 +138,22 @@ def test_make_refuses_bad_parts():
         numbers.make("F1", "VLT1", "012345678901")
     with pytest.raises(InvalidNumber):
         numbers.make("FR", "VLT1", "1234")
+
+
+near_numbers = st.builds(
+    lambda n, pos, ch, sep: (n[:pos] + ch + n[pos + 1 :]).replace("", sep)[1:-1] if sep else n,
+    st.builds(lambda s: numbers.make("FR", "VLT1", s).value, serials),
+    st.integers(0, 19),
+    st.sampled_from(ALPHABET),
+    st.sampled_from(["", " ", "-", "."]),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(near_numbers, st.text(max_size=30)))
+def test_bulk_fast_path_agrees_with_the_stdnum_parser(value):
+    # the routing plan's fast path accepts exactly what parse() accepts, with the same result
+    expected = (
+        numbers.parse(value, ALLOCATORS).value if numbers.is_valid(value, ALLOCATORS) else None
+    )
+    assert numbers.normalise_fast(value, ALLOCATORS) == expected
