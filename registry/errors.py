@@ -46,6 +46,9 @@ class ErrorCode(StrEnum):
     DUPLICATE_LEGAL_ID = "duplicate_legal_id"
     TOKEN_ALREADY_REVOKED = "token_already_revoked"
     NUMBER_SPACE_EXHAUSTED = "number_space_exhausted"
+    # Routing plans
+    TOO_MANY_NUMBERS = "too_many_numbers"
+    PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
 
 
 class DomainError(Exception):

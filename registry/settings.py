@@ -85,6 +85,9 @@ VAULT_TRANSPORT_PROFILES = env_list("VAULT_TRANSPORT_PROFILES", "vault-pivot-htt
 VAULT_TOKEN_MAX_DAYS = env_int("VAULT_TOKEN_MAX_DAYS", 400)
 # Largest request body accepted by the API, in bytes (413 above).
 VAULT_API_MAX_BODY = env_int("VAULT_API_MAX_BODY", 64 * 1024)
+# Routing plans: most numbers in one plan, and largest body (413 above either).
+VAULT_PLAN_MAX_NUMBERS = env_int("VAULT_PLAN_MAX_NUMBERS", 100_000)
+VAULT_PLAN_MAX_BODY = env_int("VAULT_PLAN_MAX_BODY", 8 * 1024 * 1024)
 # Largest PEM certificate accepted, in bytes.
 VAULT_CERT_MAX_PEM = env_int("VAULT_CERT_MAX_PEM", 16 * 1024)
 

@@ -9,7 +9,10 @@ from registry.errors import ErrorCode
 
 
 class ApiBodyLimitMiddleware:
-    """413 problem+json when Content-Length exceeds the view's ``max_body_size``.
+    """413 problem+json when Content-Length exceeds the view's limit.
+
+    A view names its limit with ``max_body_setting`` (a setting's name, read per request so that
+    it can be changed in tests); the default is VAULT_API_MAX_BODY.
 
     Django reads at most Content-Length bytes of a body (a chunked body without one reads as
     empty), so checking the header is enough to bound what the API ever holds in memory.
@@ -25,7 +28,7 @@ class ApiBodyLimitMiddleware:
         if not request.path.startswith("/api/"):
             return None
         view_class = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
-        limit = getattr(view_class, "max_body_size", None) or settings.VAULT_API_MAX_BODY
+        limit = getattr(settings, getattr(view_class, "max_body_setting", "VAULT_API_MAX_BODY"))
         raw = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(raw)

@@ -1,0 +1,123 @@
+"""Routing plans over HTTP: POST a statement run, GET the plan's proof record later."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import HttpResponse, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
+
+from directory.api.rendering import NDJSONRenderer, json_response
+from directory.models import RoutingPlan
+from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
+from registry.api.auth import LookupScope
+from registry.errors import DomainError, ErrorCode, NotFound
+from registry.models.organisations import Purpose
+
+
+class RoutingPlanRecordSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RoutingPlan
+        fields = [
+            "id",
+            "created_at",
+            "purpose",
+            "asked",
+            "distinct",
+            "routable",
+            "unroutable",
+            "unroutable_by_reason",
+            "providers",
+            "request_sha256",
+            "answer_sha256",
+            "log_size",
+        ]
+
+
+def _purpose(request) -> str:
+    purpose = request.query_params.get("purpose", "")
+    if not purpose:
+        return ""
+    if purpose not in Purpose.values:
+        raise DomainError(
+            ErrorCode.VALIDATION_ERROR,
+            f"Unknown purpose; known: {', '.join(Purpose.values)}.",
+        )
+    if purpose not in request.user.issuer.purposes:
+        raise DomainError(
+            ErrorCode.PURPOSE_NOT_ALLOWED,
+            "Your organisation is not allowed to resolve numbers for this purpose.",
+            status=403,
+        )
+    return purpose
+
+
+class RoutingPlanCreateApi(APIView):
+    """Resolve up to 100,000 vault numbers in one call, grouped by provider."""
+
+    permission_classes = [LookupScope]
+    renderer_classes = [JSONRenderer, NDJSONRenderer]
+    max_body_setting = "VAULT_PLAN_MAX_BODY"
+    parser_classes: list = []  # the body is read once, as bytes, by read_numbers
+
+    @extend_schema(
+        operation_id="routing_plans_create",
+        parameters=[
+            OpenApiParameter("purpose", str, enum=Purpose.values, description="Why the run is sent")
+        ],
+        request={
+            "application/json": {"type": "array", "items": {"type": "string"}},
+            "text/plain": {"type": "string", "description": "one number per line"},
+            "text/csv": {"type": "string", "description": "one number per line"},
+        },
+        responses={
+            200: OpenApiResponse(
+                description="The plan: summary, groups per provider, unroutable numbers and "
+                "duplicates. With `Accept: application/x-ndjson`, one JSON object per line."
+            ),
+            413: OpenApiResponse(description="Too many numbers, or body too large"),
+        },
+        examples=[
+            OpenApiExample("numbers", value=["FR97 VLT1 0123 4567 8901", "fr97vlt1012345678901"])
+        ],
+    )
+    def post(self, request):
+        purpose = _purpose(request)
+        body = request.body
+        asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
+        plan = build_plan(asked)
+        ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
+        chunks = list(plan.as_ndjson()) if ndjson else [plan.as_json()]
+        answer = b"".join(chunks)
+        record = routing_plan_record(
+            plan=plan,
+            issuer=request.user.issuer,
+            token=request.user.token,
+            purpose=purpose,
+            request_body=body,
+            answer=answer,
+        )
+        headers = {
+            "Location": f"/api/v1/routing-plans/{record.id}",
+            "Vault-Registry-Answer-SHA256": record.answer_sha256,
+        }
+        if not ndjson:
+            return HttpResponse(answer, content_type="application/json", headers=headers)
+        # The answer was hashed and recorded before its first byte leaves: what is streamed is
+        # exactly what the record proves.
+        return StreamingHttpResponse(iter(chunks), content_type=NDJSON, headers=headers)
+
+
+class RoutingPlanDetailApi(APIView):
+    """The proof record of one of your plans: counts and SHA-256 of request and answer."""
+
+    permission_classes = [LookupScope]
+
+    @extend_schema(responses={200: RoutingPlanRecordSerializer})
+    def get(self, request, pk):
+        record = RoutingPlan.objects.filter(pk=pk, issuer=request.user.issuer).first()
+        if record is None:
+            raise NotFound(ErrorCode.NOT_FOUND, "You have no routing plan with this id.")
+        return json_response(RoutingPlanRecordSerializer(record).data)
