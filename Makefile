@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 RUN_ENV := SECRET_KEY_FILE=var/secret_key
 
-.PHONY: install run serve test lint format openapi demo clean
+.PHONY: install run serve test lint format openapi demo clean bench
+SIZE ?= 1m
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +43,10 @@ format: install
 ## make openapi: regenerate the committed schema after an API change.
 openapi: install
 	$(TEST_ENV) $(BIN)/python manage.py spectacular --file deploy/openapi.yaml --validate
+
+## make bench [SIZE=10m]: routing plans and lookups on PostgreSQL against their ceilings.
+bench: install
+	$(BIN)/python benchmarks/run_bench.py --size $(SIZE)
 
 clean:
 	rm -rf $(VENV) var/static
