@@ -83,6 +83,8 @@ VAULT_OTHER_ALLOCATORS = [code.upper() for code in env_list("VAULT_OTHER_ALLOCAT
 VAULT_TRANSPORT_PROFILES = env_list("VAULT_TRANSPORT_PROFILES", "vault-pivot-https/1")
 # Longest lifetime an admin may give an API token, in days.
 VAULT_TOKEN_MAX_DAYS = env_int("VAULT_TOKEN_MAX_DAYS", 400)
+# How long a worker trusts a token it checked: revocation and suspension take effect within it.
+VAULT_TOKEN_CACHE_SECONDS = env_int("VAULT_TOKEN_CACHE_SECONDS", 5)
 # Largest request body accepted by the API, in bytes (413 above).
 VAULT_API_MAX_BODY = env_int("VAULT_API_MAX_BODY", 64 * 1024)
 # Routing plans: most numbers in one plan, and largest body (413 above either).
@@ -154,6 +156,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Server-side parameters: psycopg prepares the hot queries (the lookup skips planning) and
+    # sends a routing plan's 100,000 numbers as one array parameter, not as quoted SQL text.
+    DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

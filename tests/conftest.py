@@ -73,3 +73,16 @@ def other_provider_client(other_provider) -> APIClient:
 @pytest.fixture
 def lookup_client(issuer) -> APIClient:
     return _client(make_token(issuer)[1])
+
+
+@pytest.fixture(autouse=True)
+def _empty_route_cache():
+    """Routes and tokens are cached per process; factories write behind the services' back."""
+    from directory.selectors import route_cache
+    from registry.api.auth import token_cache
+
+    route_cache.clear()
+    token_cache.clear()
+    yield
+    route_cache.clear()
+    token_cache.clear()

@@ -13,3 +13,6 @@ STORAGES = {
 }
 # Tests never serve static files; WhiteNoise would only warn that var/static is empty.
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: F405
+# Tests revoke and suspend, then expect the next request to be refused: no token cache, except
+# in the test that checks the cache itself.
+VAULT_TOKEN_CACHE_SECONDS = 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
+from django.conf import settings
 from django.utils import timezone
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
@@ -16,6 +19,40 @@ from registry.services.tokens import hash_token
 
 # Recording every use would turn each lookup into a write; a minute's precision is enough.
 LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+class _TokenCache:
+    """Tokens recently checked by this process, so a lookup costs no extra round trip.
+
+    An entry lives VAULT_TOKEN_CACHE_SECONDS at most: a revocation, an expiry or a suspension of
+    the owner takes effect within that delay on every gunicorn worker. 0 turns the cache off.
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ApiToken]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key_hash: str) -> ApiToken | None:
+        entry = self._entries.get(key_hash)
+        if entry is not None and time.monotonic() < entry[0]:
+            return entry[1]
+        return None
+
+    def put(self, key_hash: str, token: ApiToken) -> None:
+        seconds = settings.VAULT_TOKEN_CACHE_SECONDS
+        if seconds <= 0:
+            return
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[key_hash] = (time.monotonic() + seconds, token)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+token_cache = _TokenCache()
 
 
 class Principal:
@@ -39,7 +76,8 @@ class Principal:
 
 
 class BearerTokenAuthentication(BaseAuthentication):
-    """``Authorization: Bearer vr_…``; one indexed query, plus a rare last-use update."""
+    """``Authorization: Bearer vr_…``; one indexed query at most (tokens are cached a few
+    seconds per process), plus a last-use update once a minute."""
 
     keyword = b"bearer"
 
@@ -57,11 +95,16 @@ class BearerTokenAuthentication(BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "Invalid token.", code=ErrorCode.INVALID_TOKEN
             ) from None
-        token = (
-            ApiToken.objects.select_related("provider", "issuer")
-            .filter(key_hash=hash_token(value))
-            .first()
-        )
+        key_hash = hash_token(value)
+        token = token_cache.get(key_hash)
+        if token is None:
+            token = (
+                ApiToken.objects.select_related("provider", "issuer")
+                .filter(key_hash=key_hash)
+                .first()
+            )
+            if token is not None:
+                token_cache.put(key_hash, token)
         if token is None:
             raise exceptions.AuthenticationFailed("Invalid token.", code=ErrorCode.INVALID_TOKEN)
         now = timezone.now()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -11,7 +12,8 @@ from rest_framework.test import APIClient
 from directory.selectors import route_cache
 from registry import numbers
 from registry.models import OrganisationStatus
-from registry.services import organisations, routing, vaults
+from registry.services import organisations, routing, tokens, vaults
+from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.factories import (
     CertificateFactory,
@@ -215,3 +217,31 @@ def test_cached_route_expires_with_its_certificate(issuer, vault, provider, monk
     body = lookup(lookup_client, vault.number).json()
     assert body["encryption_certificates"] == []
     assert body["reasons"] == ["no_valid_certificate"]
+
+
+def test_with_the_token_cache_a_warm_lookup_is_one_query(
+    lookup_client, vault, settings, django_assert_num_queries
+):
+    # given the production token cache
+    settings.VAULT_TOKEN_CACHE_SECONDS = 5
+    lookup(lookup_client, vault.number)
+    # then a warm lookup only reads the vault
+    with django_assert_num_queries(1):
+        assert lookup(lookup_client, vault.number).status_code == 200
+
+
+def test_a_revoked_token_is_refused_once_the_cache_delay_is_over(
+    issuer, vault, settings, monkeypatch
+):
+    settings.VAULT_TOKEN_CACHE_SECONDS = 5
+    token, value = make_token(issuer)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {value}")
+    assert lookup(client, vault.number).status_code == 200
+    tokens.token_revoke(actor=Actor.system("tests"), token=token)
+    # within the delay the worker still trusts what it checked; after it, the token is refused
+    clock = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: clock + 6)
+    response = lookup(client, vault.number)
+    assert response.status_code == 401
+    assert response.json()["code"] == "token_revoked"

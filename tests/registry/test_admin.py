@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from io import StringIO
+
 import pytest
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -148,3 +151,21 @@ def test_records_cannot_be_edited_or_deleted_in_the_admin(otp_client, vault, act
     assert otp_client.get("/admin/registry/provider/add/").status_code == 403
     assert LogEntry.objects.count() == 1
     assert Vault.objects.filter(pk=vault.pk).exists()
+
+
+def test_add_totp_device_enrols_an_admin_whose_codes_open_the_admin(client):
+    # given a new superuser without a device
+    User.objects.create_superuser("alice", "alice@registry.example", PASSWORD)
+    out = StringIO()
+    # when the operator enrols a device
+    call_command("add_totp_device", "alice", stdout=out)
+    # then its URI is printed once, and its codes open the admin
+    assert "otpauth://totp/" in out.getvalue()
+    alice = User.objects.get(username="alice")
+    client.post(
+        "/admin/login/",
+        {"username": "alice", "password": PASSWORD, "otp_token": current_code(alice)},
+    )
+    assert client.get("/admin/").status_code == 200
+    with pytest.raises(CommandError):
+        call_command("add_totp_device", "alice", stdout=StringIO())

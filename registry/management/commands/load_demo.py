@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
 import secrets
 from urllib.parse import quote
 
-import qrcode
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -15,6 +13,7 @@ from stdnum import luhn
 
 from directory.selectors import resolve
 from registry import numbers, x509
+from registry.management.commands.add_totp_device import draw_qr
 from registry.models import (
     ApiToken,
     Certificate,
@@ -226,11 +225,7 @@ class Command(BaseCommand):
         w(f"  user:      admin\n  password:  {password}")
         w(f"  TOTP URI:  {device.config_url}")
         w("  Scan this with an authenticator app (or paste the URI into one):")
-        code = qrcode.QRCode(border=1)
-        code.add_data(device.config_url)
-        drawing = io.StringIO()
-        code.print_ascii(out=drawing, invert=True)
-        w(drawing.getvalue().rstrip("\n"))
+        w(draw_qr(device.config_url))
         w("")
         w(f"Issuer token (scope lookup):     {issuer_token}")
         w(f"Provider token (scope provider): {provider_token}   ({provider.legal_name})")
