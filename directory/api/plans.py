@@ -18,6 +18,15 @@ from registry.models.organisations import Purpose
 
 
 class RoutingPlanRecordSerializer(serializers.ModelSerializer):
+    # Declared, not derived from the model: integer ranges differ between SQLite and PostgreSQL
+    # and the committed OpenAPI schema must not depend on the database.
+    asked = serializers.IntegerField()
+    distinct = serializers.IntegerField()
+    routable = serializers.IntegerField()
+    unroutable = serializers.IntegerField()
+    providers = serializers.IntegerField()
+    log_size = serializers.IntegerField()
+
     class Meta:
         model = RoutingPlan
         fields = [

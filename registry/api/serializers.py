@@ -77,6 +77,10 @@ class CertificateInputSerializer(serializers.Serializer):
 
 
 class CertificateSerializer(serializers.ModelSerializer):
+    # Declared, not derived: a PositiveIntegerField's range differs between SQLite and
+    # PostgreSQL, and the committed OpenAPI schema must not depend on the database.
+    key_size = serializers.IntegerField(read_only=True)
+
     class Meta:
         model = Certificate
         fields = [
