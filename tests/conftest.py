@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from registry.services.common import Actor
@@ -14,6 +16,20 @@ from tests.factories import (
     VaultFactory,
     make_token,
 )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``postgresql`` (triggers, row locks) only run on PostgreSQL."""
+    if item.get_closest_marker("postgresql") and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL")
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Throttle counters live in the cache: each test starts with none."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -75,6 +75,22 @@ class Endpoint(models.Model):
     def __str__(self) -> str:
         return f"{self.transport_profile} {self.url}"
 
+    def clean(self) -> None:
+        # The expires_after_activation constraint, checked before the INSERT can fail on it.
+        if (
+            self.expires_at is not None
+            and self.activates_at
+            and self.expires_at <= self.activates_at
+        ):
+            raise ValidationError(
+                {
+                    "expires_at": ValidationError(
+                        _("An endpoint must expire after it activates."),
+                        code="expires_before_activation",
+                    )
+                }
+            )
+
 
 class CertificateUse(models.TextChoices):
     ENCRYPTION = "encryption", _("document encryption")
