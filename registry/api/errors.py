@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
+from rest_framework.views import set_rollback
 
 from registry.errors import DomainError, ErrorCode
 from registry.numbers import InvalidNumber
@@ -166,6 +167,9 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         status, code = 500, ErrorCode.SERVER_ERROR
         detail = "The registry could not answer; the error was logged."
 
+    # As DRF's own handler does: a request wrapped in a transaction (ATOMIC_REQUESTS) must not
+    # commit what it did before failing.
+    set_rollback()
     if status == 401 and "WWW-Authenticate" not in headers:
         headers["WWW-Authenticate"] = 'Bearer realm="vault-registry"'
     return Response(

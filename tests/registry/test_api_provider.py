@@ -493,3 +493,10 @@ def test_not_found_does_not_reveal_that_the_record_exists(other_provider, provid
     # then
     assert existing["detail"] == missing["detail"]
     assert (existing["code"], existing["title"]) == (missing["code"], missing["title"])
+
+
+def test_a_garbled_cursor_is_400_not_404(provider_client):
+    response = provider_client.get("/api/v1/provider/vaults?cursor=not-a-cursor")
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["errors"][0]["field"] == "cursor"
