@@ -25,6 +25,7 @@ var/secret_key:
 run: install var/secret_key
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(RUN_ENV) $(BIN)/python manage.py generate_keys
 	$(RUN_ENV) $(BIN)/python manage.py load_demo
 	@echo "Serving on http://127.0.0.1:8000/ (API docs: /api/docs/, admin: /admin/). Ctrl-C stops."
 	$(RUN_ENV) $(BIN)/gunicorn -c deploy/gunicorn.conf.py

@@ -43,3 +43,67 @@ class RoutingPlan(models.Model):
 
     def __str__(self) -> str:
         return f"plan {self.id} ({self.asked} numbers)"
+
+
+class TreeNode(models.Model):
+    """One perfect, aligned subtree hash of the log's Merkle tree: leaves
+    ``[index·2^level, (index+1)·2^level)``. Level 0 holds the leaf hashes.
+
+    Written with the log entries they cover (same transaction) and never changed, so a root or a
+    proof for any tree size reads O(log N) rows; the rows at level 8·L are the C2SP tile hashes of
+    tile level L.
+    """
+
+    pk = models.CompositePrimaryKey("level", "index")
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(index__gte=0) & models.Q(level__lte=63),
+                name="%(app_label)s_%(class)s_in_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"node {self.level}/{self.index}"
+
+
+class Checkpoint(models.Model):
+    """A signed C2SP checkpoint (signed note) over the log at ``size``, as published."""
+
+    size = models.BigIntegerField()
+    root_hash = models.BinaryField(max_length=32)
+    note = models.TextField(help_text="The signed note, exactly as served")
+    key_name = models.CharField(max_length=200)
+    key_hash = models.CharField(max_length=8, help_text="Hex of the 4-byte signed-note key hash")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-size", "-id"]
+        indexes = [models.Index(fields=["-size", "-id"], name="directory_checkpoint_latest")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(size__gte=0), name="%(app_label)s_%(class)s_size_non_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size}"
+
+
+class VaultLogRef(models.Model):
+    """Which log entries name a vault (their ``vault`` member): the index behind a vault's history.
+
+    LogEntry bodies are canonical JSON bytes that no engine can index portably, so the append
+    writes this row next to every entry that names a vault, in the same transaction.
+    """
+
+    pk = models.CompositePrimaryKey("number", "sequence")
+    number = models.CharField(max_length=20)
+    sequence = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.number} #{self.sequence}"

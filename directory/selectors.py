@@ -14,10 +14,11 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
@@ -102,6 +103,7 @@ class Group:
     numbers: list[str]
     reasons: list[Reason]
     log_indexes: list[int | None] | None = None
+    moved_at: list[datetime | None] | None = None  # with the log indexes: each vault's last move
 
     @property
     def deliverable(self) -> bool:
@@ -117,6 +119,9 @@ class Resolution:
     log_sequence: int | None
     provider: ProviderRoute
     reasons: list[Reason]
+    # The provider the vault left, named for TRANSFER_GRACE_DAYS after a move so that an issuer
+    # holding the old route understands a refusal from it (issue 5); None otherwise.
+    previous_provider: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
@@ -138,6 +143,7 @@ class Resolution:
             "endpoints": self.provider.endpoints,
             "encryption_certificates": self.provider.certificates,
             "log_sequence": self.log_sequence,
+            "previous_provider": self.previous_provider,
         }
 
 
@@ -284,14 +290,16 @@ def _group_sql(vendor: str, with_log_index: bool) -> str:
     if vendor == "postgresql":
         numbers_agg = "array_agg(v.number ORDER BY v.number)"
         log_agg = "array_agg(v.last_log_index ORDER BY v.number)"
+        moved_agg = "array_agg(v.transferred_at ORDER BY v.number)"
         wanted = "v.number = ANY(%s)"
     else:
         # group_concat visits the rows of a group in one order for both aggregates; NULLs would
         # be skipped and shift the second list, hence the COALESCE.
         numbers_agg = "group_concat(v.number)"
         log_agg = "group_concat(COALESCE(v.last_log_index, -1))"
+        moved_agg = "group_concat(COALESCE(v.transferred_at, ''))"
         wanted = "v.number IN (SELECT value FROM json_each(%s))"
-    aggregates = f"{numbers_agg}, {log_agg}" if with_log_index else numbers_agg
+    aggregates = f"{numbers_agg}, {log_agg}, {moved_agg}" if with_log_index else numbers_agg
     return (
         f"SELECT {_GROUP_COLUMNS}, {aggregates} "  # noqa: S608 (no user input in the SQL text)
         f"FROM {vault} v JOIN {provider} p ON p.id = v.provider_id "
@@ -301,6 +309,25 @@ def _group_sql(vendor: str, with_log_index: bool) -> str:
 
 def _uuid_text(value: Any) -> str:
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+
+
+def _sqlite_datetime(text: str) -> datetime | None:
+    # Django keeps aware datetimes in SQLite as naive UTC text.
+    return datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
+
+
+def _settle_overdue_transfers(groups: list[Group]) -> bool:
+    """Apply the transfers of these vaults that are past their deadline; True if any was.
+
+    Only vaults flagged ``pending_transfer`` cost a query, so that no answer is ever stale and a
+    lookup of any other vault keeps its fixed query count.
+    """
+    pending = [n for group in groups if group.state.pending_transfer for n in group.numbers]
+    if not pending:
+        return False
+    from registry.services.transfers import transfer_settle_overdue
+
+    return transfer_settle_overdue(vault_numbers=pending) > 0
 
 
 def resolve_groups(
@@ -338,24 +365,72 @@ def resolve_groups(
                 certificates=certificates,
             )
         state = VaultState(row[6], *(bool(flag) for flag in row[7:12]))
-        numbers_in, log_indexes = row[12], None
+        numbers_in, log_indexes, moved_at = row[12], None, None
         if vendor != "postgresql":
             numbers_in = numbers_in.split(",")
             if with_log_index:
                 log_indexes = [int(i) if int(i) >= 0 else None for i in row[13].split(",")]
+                moved_at = [_sqlite_datetime(m) for m in row[14].split(",")]
         elif with_log_index:
-            log_indexes = row[13]
-        groups.append(Group(provider, state, numbers_in, reasons_for(state, provider), log_indexes))
+            log_indexes, moved_at = row[13], row[14]
+        groups.append(
+            Group(provider, state, numbers_in, reasons_for(state, provider), log_indexes, moved_at)
+        )
+    if _settle_overdue_transfers(groups):  # an overdue transfer is applied when read (issue 5)
+        return resolve_groups(numbers, with_log_index=with_log_index, at=at)
     return groups
 
 
+def previous_providers(numbers: list[str]) -> dict[str, dict[str, Any]]:
+    """The provider each of these vaults left, and when: one query whatever their number."""
+    rows = Vault.objects.filter(number__in=numbers, previous_provider__isnull=False).values(
+        "number",
+        "transferred_at",
+        "previous_provider_id",
+        "previous_provider__legal_name",
+        "previous_provider__legal_id_scheme",
+        "previous_provider__legal_id",
+    )
+    return {
+        row["number"]: {
+            "id": str(row["previous_provider_id"]),
+            "legal_name": row["previous_provider__legal_name"],
+            "legal_id": (
+                f"{row['previous_provider__legal_id_scheme']}:{row['previous_provider__legal_id']}"
+            ),
+            "moved_at": row["transferred_at"],
+            "until": row["transferred_at"] + timedelta(days=settings.TRANSFER_GRACE_DAYS),
+        }
+        for row in rows
+    }
+
+
 def resolve(numbers: Iterable[str], at: datetime | None = None) -> dict[str, Resolution]:
-    """Resolve normalised numbers one by one (each with its log position); unknown ones absent."""
+    """Resolve normalised numbers one by one (each with its log position); unknown ones absent.
+
+    Vaults moved within the grace period name their previous provider: one more query, only
+    when there are such vaults among those asked.
+    """
+    now = at or timezone.now()
+    since = now - timedelta(days=settings.TRANSFER_GRACE_DAYS)
+    groups = resolve_groups(list(set(numbers)), with_log_index=True, at=at)
+    recently_moved = [
+        number
+        for group in groups
+        for number, moved_at in zip(group.numbers, group.moved_at or [], strict=True)
+        if moved_at is not None and since < moved_at <= now
+    ]
+    previous = previous_providers(recently_moved) if recently_moved else {}
     answer = {}
-    for group in resolve_groups(list(set(numbers)), with_log_index=True, at=at):
+    for group in groups:
         for number, log_index in zip(group.numbers, group.log_indexes or [], strict=True):
             answer[number] = Resolution(
-                number, group.state, log_index, group.provider, group.reasons
+                number,
+                group.state,
+                log_index,
+                group.provider,
+                group.reasons,
+                previous.get(number),
             )
     return answer
 

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
+from django.db import models
 from django.template.response import TemplateResponse
 from django.utils.html import format_html
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
@@ -28,12 +29,16 @@ from registry.models import (
     Issuer,
     IssuerStatusChange,
     LogEntry,
+    Message,
     OrganisationStatus,
     Provider,
     ProviderStatusChange,
+    Transfer,
+    TransferCode,
     Vault,
+    Webhook,
 )
-from registry.services import organisations, routing, tokens, vaults
+from registry.services import organisations, routing, tokens, transfers, vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 
@@ -322,7 +327,13 @@ class VaultAdmin(ReadOnlyAdmin):
     list_select_related = ["provider"]
     search_fields = ["number"]
     show_full_result_count = False
-    actions = ["server_hold", "release_server_hold", "close"]
+    actions = [
+        "server_hold",
+        "release_server_hold",
+        "close",
+        "set_registry_lock",
+        "clear_registry_lock",
+    ]
 
     @admin.display(description="number", ordering="number")
     def display(self, vault: Vault) -> str:
@@ -359,6 +370,133 @@ class VaultAdmin(ReadOnlyAdmin):
     def close(self, request, queryset):
         actor = Actor.for_user(request.user)
         self._run(request, queryset, lambda v: vaults.vault_close(actor=actor, vault=v), "Closed")
+
+    def _registry_lock(self, request, queryset, *, locked: bool, action: str):
+        actor = Actor.for_user(request.user)
+        return self._with_reason(
+            request,
+            queryset,
+            action=action,
+            title=("Set" if locked else "Clear") + " registry_lock: give a reason",
+            service=lambda vault, reason: transfers.vault_set_registry_lock(
+                actor=actor, vault=vault, locked=locked, reason=reason
+            ),
+            success="registry_lock " + ("set" if locked else "cleared"),
+        )
+
+    @admin.action(description="Set registry_lock (blocks transfers; cancels a pending one)")
+    def set_registry_lock(self, request, queryset):
+        return self._registry_lock(request, queryset, locked=True, action="set_registry_lock")
+
+    @admin.action(description="Clear registry_lock (asks for a reason)")
+    def clear_registry_lock(self, request, queryset):
+        return self._registry_lock(request, queryset, locked=False, action="clear_registry_lock")
+
+
+@admin.register(Transfer, site=admin_site)
+class TransferAdmin(ReadOnlyAdmin):
+    """Every transfer of the federation; disputes are settled by cancelling or approving one."""
+
+    list_display = [
+        "vault_display",
+        "state",
+        "losing_provider",
+        "gaining_provider",
+        "requested_at",
+        "deadline",
+        "resolved_at",
+    ]
+    list_filter = ["state"]
+    list_select_related = ["losing_provider", "gaining_provider"]
+    search_fields = ["vault__number", "consent_reference"]
+    show_full_result_count = False
+    exclude = ["code"]
+    actions = ["server_cancel", "server_approve"]
+
+    @admin.display(description="vault", ordering="vault")
+    def vault_display(self, transfer: Transfer) -> str:
+        return numbers.format_display(transfer.vault_id)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = numbers.compact(search_term)
+        if term:
+            return queryset.filter(vault_id__startswith=term), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.action(description="Cancel selected pending transfers (server_cancelled, with reason)")
+    def server_cancel(self, request, queryset):
+        actor = Actor.for_user(request.user)
+        return self._with_reason(
+            request,
+            queryset,
+            action="server_cancel",
+            title="Cancel the transfer: give a reason",
+            service=lambda transfer, reason: transfers.transfer_server_cancel(
+                actor=actor, transfer=transfer, reason=reason
+            ),
+            success="Cancelled",
+        )
+
+    @admin.action(description="Approve selected pending transfers now (server_approved, reason)")
+    def server_approve(self, request, queryset):
+        actor = Actor.for_user(request.user)
+        return self._with_reason(
+            request,
+            queryset,
+            action="server_approve",
+            title="Approve the transfer now: give a reason",
+            service=lambda transfer, reason: transfers.transfer_server_approve(
+                actor=actor, transfer=transfer, reason=reason
+            ),
+            success="Approved",
+        )
+
+
+@admin.register(TransferCode, site=admin_site)
+class TransferCodeAdmin(ReadOnlyAdmin):
+    """Codes as records only: their value is never stored, and their hash is not shown."""
+
+    list_display = [
+        "vault",
+        "provider",
+        "created_at",
+        "expires_at",
+        "failed_attempts",
+        "locked_at",
+        "used_at",
+        "voided_at",
+        "void_reason",
+    ]
+    list_filter = ["void_reason"]
+    list_select_related = ["vault", "provider"]
+    search_fields = ["vault__number"]
+    show_full_result_count = False
+    exclude = ["salt", "code_hash"]
+
+
+@admin.register(Message, site=admin_site)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = [
+        "id",
+        "provider",
+        "kind",
+        "created_at",
+        "acked_at",
+        "delivery_state",
+        "delivery_attempts",
+        "next_delivery_at",
+    ]
+    list_filter = ["kind", "delivery_state"]
+    list_select_related = ["provider"]
+    show_full_result_count = False
+
+
+@admin.register(Webhook, site=admin_site)
+class WebhookAdmin(ReadOnlyAdmin):
+    list_display = ["url", "provider", "created_at", "removed_at", "last_success_at"]
+    list_select_related = ["provider"]
+    exclude = ["secret"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(ApiToken, site=admin_site)

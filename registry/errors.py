@@ -46,9 +46,39 @@ class ErrorCode(StrEnum):
     DUPLICATE_LEGAL_ID = "duplicate_legal_id"
     TOKEN_ALREADY_REVOKED = "token_already_revoked"
     NUMBER_SPACE_EXHAUSTED = "number_space_exhausted"
+    # Portability (transfer codes, transfers, locks) and notifications
+    TRANSFER_CODE_MALFORMED = "transfer_code_malformed"
+    TRANSFER_CODE_INVALID = "transfer_code_invalid"
+    TRANSFER_CODE_EXPIRED = "transfer_code_expired"
+    TRANSFER_CODE_LOCKED = "transfer_code_locked"
+    TRANSFER_CODE_NOT_FOUND = "transfer_code_not_found"
+    VAULT_ON_HOLD = "vault_on_hold"
+    CLIENT_TRANSFER_PROHIBITED = "client_transfer_prohibited"
+    POST_TRANSFER_LOCK = "post_transfer_lock"
+    TRANSFER_ALREADY_PENDING = "transfer_already_pending"
+    GAINING_PROVIDER_NOT_ACTIVE = "gaining_provider_not_active"
+    ALREADY_HOSTED_HERE = "already_hosted_here"
+    TRANSFER_NOT_FOUND = "transfer_not_found"
+    INVALID_TRANSFER_STATE = "invalid_transfer_state"
+    TRANSFER_DEADLINE_PASSED = "transfer_deadline_passed"
+    NOT_LOSING_PROVIDER = "not_losing_provider"
+    NOT_GAINING_PROVIDER = "not_gaining_provider"
+    ALREADY_LOCKED = "already_locked"
+    NOT_LOCKED = "not_locked"
+    ALREADY_TRANSFER_PROHIBITED = "already_transfer_prohibited"
+    NOT_TRANSFER_PROHIBITED = "not_transfer_prohibited"
+    MESSAGE_NOT_FOUND = "message_not_found"
+    WEBHOOK_NOT_FOUND = "webhook_not_found"
     # Routing plans
     TOO_MANY_NUMBERS = "too_many_numbers"
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"
+    # Transparency log, receipts and history
+    INVALID_TREE_SIZE = "invalid_tree_size"
+    INVALID_LEAF_INDEX = "invalid_leaf_index"
+    INVALID_TILE_PATH = "invalid_tile_path"
+    TILE_NOT_FOUND = "tile_not_found"
+    NO_CHECKPOINT = "no_checkpoint"
+    INVALID_TIME = "invalid_time"
 
 
 class DomainError(Exception):
@@ -76,6 +106,13 @@ class DomainError(Exception):
 class InvalidInput(DomainError):
     status = 400
     title = "Invalid input"
+
+
+class Forbidden(DomainError):
+    """The caller is known but may not do this (a wrong transfer code, the wrong side)."""
+
+    status = 403
+    title = "Forbidden"
 
 
 class NotFound(DomainError):

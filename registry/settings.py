@@ -93,6 +93,38 @@ VAULT_PLAN_MAX_BODY = env_int("VAULT_PLAN_MAX_BODY", 8 * 1024 * 1024)
 # Largest PEM certificate accepted, in bytes.
 VAULT_CERT_MAX_PEM = env_int("VAULT_CERT_MAX_PEM", 16 * 1024)
 
+# --- Portability (DESIGN.md §5) -------------------------------------------------------------------
+# The losing provider answers within this many working days, or the registry approves the move.
+TRANSFER_WINDOW_WORKING_DAYS = env_int("TRANSFER_WINDOW_WORKING_DAYS", 3)
+# Working days skip weekends and the public holidays of this country, counted in this time zone.
+TRANSFER_HOLIDAYS_COUNTRY = env("TRANSFER_HOLIDAYS_COUNTRY", "FR").upper()
+TRANSFER_TIME_ZONE = env("TRANSFER_TIME_ZONE", "Europe/Paris")
+# A transfer code lives this many days and locks after this many wrong attempts.
+TRANSFER_CODE_VALID_DAYS = env_int("TRANSFER_CODE_VALID_DAYS", 14)
+TRANSFER_CODE_MAX_ATTEMPTS = env_int("TRANSFER_CODE_MAX_ATTEMPTS", 5)
+# After a move the vault cannot move again for this many days, and lookups name the previous
+# provider for this many days.
+TRANSFER_LOCK_DAYS = env_int("TRANSFER_LOCK_DAYS", 30)
+TRANSFER_GRACE_DAYS = env_int("TRANSFER_GRACE_DAYS", 30)
+# Providers are told this many days before one of their certificates expires.
+CERTIFICATE_EXPIRY_NOTICE_DAYS = env_int("CERTIFICATE_EXPIRY_NOTICE_DAYS", 30)
+# Webhook delivery: at most this many attempts, waiting base * 2^(n-1) seconds (capped) between.
+WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 15)
+WEBHOOK_BACKOFF_BASE_SECONDS = env_int("WEBHOOK_BACKOFF_BASE_SECONDS", 30)
+WEBHOOK_BACKOFF_MAX_SECONDS = env_int("WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600)
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+
+# --- Transparency log and signed answers (DESIGN.md §6) -----------------------------------------
+# Directory of the Ed25519 private keys (log and receipt) and their public manifest: keep it outside
+# the repository and any backup that is not as protected as the keys; `manage.py generate_keys`.
+VAULT_KEY_DIR = Path(env("VAULT_KEY_DIR", str(VAR_DIR / "keys")))
+# First line of every checkpoint and the signed-note name of the log key (c2sp.org/tlog-checkpoint).
+VAULT_LOG_ORIGIN = env("VAULT_LOG_ORIGIN", "vault-registry.example/log")
+# A write publishes a checkpoint if the latest one is older than this many seconds (0: always).
+VAULT_CHECKPOINT_INTERVAL = env_int("VAULT_CHECKPOINT_INTERVAL", 5)
+# Lifetime of a signed receipt, in seconds.
+VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
+
 # --- Django -------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -223,7 +255,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
-    "ENUM_NAME_OVERRIDES": {},
+    "ENUM_NAME_OVERRIDES": {
+        "TransferStateEnum": "registry.models.transfers.TransferState.choices",
+        "TransferCodeStateEnum": "registry.models.transfers.TransferCodeState.choices",
+        "TransferSideEnum": "registry.models.transfers.TransferSide.choices",
+        "RejectionReasonEnum": "registry.models.transfers.RejectionReason.choices",
+        "MessageKindEnum": "registry.models.messages.MessageKind.choices",
+    },
 }
 
 LOGGING = {

@@ -3,6 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from directory.api.log import WellKnownApi
 from registry.admin import admin_site
 from registry.api import handlers
 
@@ -11,6 +12,7 @@ urlpatterns = [
     path("api/v1/", include("directory.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(".well-known/vault-registry", WellKnownApi.as_view(), name="well-known"),
     path("admin/", admin_site.urls),
     path("", handlers.home, name="home"),
 ]

@@ -102,3 +102,43 @@ def _empty_route_cache():
     yield
     route_cache.clear()
     token_cache.clear()
+
+
+@pytest.fixture(scope="session")
+def signing_key_dir(tmp_path_factory):
+    """Log and receipt keys generated once into a temporary directory, as generate_keys does."""
+    from django.conf import settings
+    from django.test import override_settings
+
+    from directory import keys
+
+    path = tmp_path_factory.mktemp("keys")
+    with override_settings(VAULT_KEY_DIR=path):
+        keys.generate()
+    keys.reset()
+    assert str(path) != str(settings.VAULT_KEY_DIR)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _signing_keys(settings, signing_key_dir):
+    """Every test signs with throwaway keys; every write publishes a checkpoint at once."""
+    from directory import checkpoints, keys, receipts
+
+    settings.VAULT_KEY_DIR = signing_key_dir
+    settings.VAULT_CHECKPOINT_INTERVAL = 0
+    keys.reset()
+    checkpoints.clear_cache()
+    receipts.clear_cache()
+    yield
+    keys.reset()
+    checkpoints.clear_cache()
+    receipts.clear_cache()
+
+
+@pytest.fixture
+def checkpoint(db):
+    """Publish a checkpoint over the log as it is now (on_commit hooks do not run in tests)."""
+    from directory import checkpoints
+
+    return checkpoints.publish()

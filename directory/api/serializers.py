@@ -31,6 +31,14 @@ class CertificateAnswerSerializer(serializers.Serializer):
     pem = serializers.CharField()
 
 
+class PreviousProviderSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    legal_name = serializers.CharField()
+    legal_id = serializers.CharField()
+    moved_at = serializers.DateTimeField(help_text="When the vault left this provider")
+    until = serializers.DateTimeField(help_text="When the lookup stops naming it")
+
+
 class VaultRoutingSerializer(serializers.Serializer):
     number = serializers.CharField(help_text="Normalised: 20 characters, no spaces")
     display = serializers.CharField(help_text="Groups of four, as printed for holders")
@@ -54,4 +62,13 @@ class VaultRoutingSerializer(serializers.Serializer):
     encryption_certificates = CertificateAnswerSerializer(many=True)
     log_sequence = serializers.IntegerField(
         allow_null=True, help_text="Log entry of the vault's last change"
+    )
+    previous_provider = PreviousProviderSerializer(
+        allow_null=True,
+        help_text="The provider the vault left, for 30 days after a move (null otherwise): "
+        "a refusal from it means the route you hold is old",
+    )
+    receipt = serializers.CharField(
+        help_text="Compact JWS (alg Ed25519) over the question, this answer, the log entry of the "
+        "vault's last change and its inclusion proof in a signed checkpoint"
     )

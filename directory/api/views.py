@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.views import APIView
 
-from directory import selectors
+from directory import history, receipts, selectors
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
 from registry.api.auth import LookupScope
@@ -26,7 +26,12 @@ class VaultLookupApi(APIView):
                 str,
                 OpenApiParameter.PATH,
                 description="Any form: FR97 VLT1 0123…, fr97-vlt1-…",
-            )
+            ),
+            OpenApiParameter(
+                "at",
+                str,
+                description="ISO 8601 time with offset: answer where the vault routed then",
+            ),
         ],
         responses={
             200: VaultRoutingSerializer,
@@ -35,9 +40,14 @@ class VaultLookupApi(APIView):
             410: OpenApiResponse(description="The vault is closed"),
         },
     )
+    @receipts.signed_lookup  # every answer, refusals included, carries a signed receipt
     def get(self, request, number):
         parsed = parse_number(number)
-        resolution = selectors.resolve_one(parsed.value)
+        at = history.parse_at(request.query_params.get("at"))
+        if at is not None:
+            resolution = history.resolve_at(parsed.value, at)
+        else:
+            resolution = selectors.resolve_one(parsed.value)
         if resolution is None:
             raise NotFound(
                 ErrorCode.VAULT_NOT_FOUND,
@@ -50,4 +60,4 @@ class VaultLookupApi(APIView):
                 "This vault is closed; do not deliver to it.",
                 extra={"number": parsed.value, "log_sequence": resolution.log_sequence},
             )
-        return json_response(resolution.as_dict())
+        return json_response(receipts.attach_receipt(request, number, resolution.as_dict()))

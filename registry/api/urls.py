@@ -1,6 +1,6 @@
 from django.urls import path
 
-from registry.api import views
+from registry.api import messages, transfers, views
 
 urlpatterns = [
     path(
@@ -42,4 +42,58 @@ urlpatterns = [
         views.VaultCloseApi.as_view(),
         name="provider-vault-close",
     ),
+    # Portability (issue 5)
+    path(
+        "provider/vaults/<str:number>/transfer-code",
+        transfers.TransferCodeApi.as_view(),
+        name="provider-vault-transfer-code",
+    ),
+    path(
+        "provider/vaults/<str:number>/transfer-code/revoke",
+        transfers.TransferCodeRevokeApi.as_view(),
+        name="provider-vault-transfer-code-revoke",
+    ),
+    path(
+        "provider/vaults/<str:number>/prohibit-transfer",
+        transfers.VaultProhibitTransferApi.as_view(),
+        name="provider-vault-prohibit-transfer",
+    ),
+    path(
+        "provider/vaults/<str:number>/allow-transfer",
+        transfers.VaultAllowTransferApi.as_view(),
+        name="provider-vault-allow-transfer",
+    ),
+    path(
+        "provider/transfers",
+        transfers.TransferListRequestApi.as_view(),
+        name="provider-transfers",
+    ),
+    path(
+        "provider/transfers/<uuid:pk>",
+        transfers.TransferDetailApi.as_view(),
+        name="provider-transfer",
+    ),
+    path(
+        "provider/transfers/<uuid:pk>/approve",
+        transfers.TransferApproveApi.as_view(),
+        name="provider-transfer-approve",
+    ),
+    path(
+        "provider/transfers/<uuid:pk>/reject",
+        transfers.TransferRejectApi.as_view(),
+        name="provider-transfer-reject",
+    ),
+    path(
+        "provider/transfers/<uuid:pk>/cancel",
+        transfers.TransferCancelApi.as_view(),
+        name="provider-transfer-cancel",
+    ),
+    path("provider/webhook", messages.WebhookApi.as_view(), name="provider-webhook"),
+    path(
+        "provider/webhook/remove",
+        messages.WebhookRemoveApi.as_view(),
+        name="provider-webhook-remove",
+    ),
+    path("messages", messages.MessageListApi.as_view(), name="messages"),
+    path("messages/<int:pk>/ack", messages.MessageAckApi.as_view(), name="message-ack"),
 ]

@@ -20,7 +20,7 @@ from registry.api.auth import ProviderScope
 from registry.errors import ErrorCode, NotFound
 from registry.federation import parse_number
 from registry.models import Certificate, Endpoint, Vault
-from registry.services import organisations, routing, vaults
+from registry.services import organisations, routing, transfers, vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 
@@ -156,6 +156,7 @@ class VaultListAllocateApi(_ProviderApi, generics.GenericAPIView):
 
     @extend_schema(responses=s.VaultSerializer(many=True))
     def get(self, request):
+        transfers.transfer_settle_overdue(provider=self.provider)
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(s.VaultSerializer(page, many=True).data)
 
@@ -168,6 +169,8 @@ class VaultListAllocateApi(_ProviderApi, generics.GenericAPIView):
 def provider_vault(provider, raw_number: str) -> Vault:
     """One of ``provider``'s vaults by any input form of its number; 404 for anybody else's."""
     number = parse_number(raw_number)
+    # An overdue transfer is applied first: the vault may no longer be this provider's.
+    transfers.transfer_settle_overdue(vault_numbers=[number.value])
     vault = Vault.objects.filter(pk=number.value, provider=provider).first()
     if vault is None:
         raise NotFound(ErrorCode.VAULT_NOT_FOUND, "You host no vault with this number.")

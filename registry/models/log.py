@@ -88,3 +88,7 @@ class LogKind(models.TextChoices):
     VAULT_HELD = "vault.held"
     VAULT_RELEASED = "vault.released"
     VAULT_CLOSED = "vault.closed"
+    TRANSFER_REQUESTED = "transfer.requested"
+    TRANSFER_COMPLETED = "transfer.completed"
+    TRANSFER_REJECTED = "transfer.rejected"
+    TRANSFER_CANCELLED = "transfer.cancelled"

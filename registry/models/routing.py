@@ -176,6 +176,12 @@ class Vault(models.Model):
     created_at = models.DateTimeField(default=timezone.now, editable=False)
     closed_at = models.DateTimeField(null=True, blank=True)
     last_log_index = models.BigIntegerField(null=True, blank=True, editable=False)
+    # The last move, kept on the row so that lookups name the previous provider during the grace
+    # period and the post-transfer lock is checked without another query.
+    previous_provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    transferred_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     objects = VaultQuerySet.as_manager()
 
@@ -193,6 +199,11 @@ class Vault(models.Model):
             models.CheckConstraint(
                 condition=Q(number__regex=r"^[A-Z]{2}[0-9]{2}[A-Z][A-Z0-9]{3}[0-9]{12}$"),
                 name="%(app_label)s_%(class)s_number_format",
+            ),
+            models.CheckConstraint(
+                condition=Q(previous_provider__isnull=True, transferred_at__isnull=True)
+                | Q(previous_provider__isnull=False, transferred_at__isnull=False),
+                name="%(app_label)s_%(class)s_moved_together",
             ),
         ]
 

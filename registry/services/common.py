@@ -10,8 +10,10 @@ from typing import Any
 
 import rfc8785
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, models
+from django.db import connection, models, transaction
 
+from directory import checkpoints, tree
+from directory.models import VaultLogRef
 from registry.models import ApiToken, AuditEvent, LogEntry, LogHead
 
 
@@ -80,8 +82,14 @@ def append_log(kind: str, payload: dict[str, Any], *, at: datetime) -> LogEntry:
 
 
 def append_log_many(items: Sequence[tuple[str, dict[str, Any]]], *, at: datetime) -> list[LogEntry]:
+    """Append entries, extend the stored Merkle tree and index the vaults they name.
+
+    Must run inside the transaction of the change it records: the entries, their tree nodes and
+    their vault references commit with it or not at all. A checkpoint is published after commit
+    if the latest one is older than ``VAULT_CHECKPOINT_INTERVAL``.
+    """
     first = _reserve(len(items))
-    entries = []
+    entries, refs = [], []
     for offset, (kind, payload) in enumerate(items):
         body = canonical({"kind": str(kind), "at": timestamp(at), **payload})
         entries.append(
@@ -93,8 +101,19 @@ def append_log_many(items: Sequence[tuple[str, dict[str, Any]]], *, at: datetime
                 created_at=at,
             )
         )
+        if isinstance(payload.get("vault"), str):
+            refs.append(VaultLogRef(number=payload["vault"], sequence=first + offset))
     LogEntry.objects.bulk_create(entries, batch_size=2000)
+    tree.extend(first, [entry.leaf_hash for entry in entries])
+    VaultLogRef.objects.bulk_create(refs, batch_size=2000)
+    _schedule_checkpoint()
     return entries
+
+
+def _schedule_checkpoint() -> None:
+    # Robust: the change is committed whatever happens to the checkpoint. A transaction with
+    # several appends schedules several calls; all but the first find a fresh checkpoint.
+    transaction.on_commit(checkpoints.publish_if_due, robust=True)
 
 
 def record_audit(

@@ -10,7 +10,15 @@ from django.utils import timezone
 
 from registry import numbers
 from registry.errors import Conflict, ErrorCode, Gone, InvalidInput
-from registry.models import LogKind, Provider, Vault, VaultStatus
+from registry.models import (
+    CodeVoidReason,
+    LogKind,
+    Provider,
+    ServerCancelCause,
+    Vault,
+    VaultStatus,
+)
+from registry.services import transfers
 from registry.services.common import Actor, append_log, append_log_many, record_audit
 
 MAX_BATCH = 10_000
@@ -143,10 +151,17 @@ def vault_release(*, actor: Actor, vault: Vault, kind: HoldKind) -> Vault:
 
 @transaction.atomic
 def vault_close(*, actor: Actor, vault: Vault) -> Vault:
-    """Close a vault for good. The number stays as a tombstone and is never reallocated."""
+    """Close a vault for good. The number stays as a tombstone and is never reallocated.
+
+    A pending transfer ends ``server_cancelled`` and the vault's transfer code is voided.
+    """
     vault = _locked_vault(vault.pk)
     _refuse_registry_lock(vault, actor)
     now = timezone.now()
+    transfers.cancel_pending_transfer(
+        vault, actor=actor, cause=ServerCancelCause.VAULT_CLOSED, at=now
+    )
+    transfers.void_transfer_codes(vault, reason=CodeVoidReason.CLOSED, at=now)
     vault.status = VaultStatus.CLOSED
     vault.closed_at = now
     entry = append_log(LogKind.VAULT_CLOSED, _log_payload(vault), at=now)

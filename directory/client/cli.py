@@ -1,0 +1,180 @@
+"""``vault-registry``: verified lookups, a verified local mirror, and a provider's monitor.
+
+Configuration from flags or the environment: VAULT_REGISTRY_URL, VAULT_REGISTRY_TOKEN,
+VAULT_REGISTRY_KEYS (the pinned /.well-known/vault-registry JSON), VAULT_REGISTRY_MIRROR (the
+SQLite mirror file) and VAULT_REGISTRY_STATE (the last checkpoint a lookup saw).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from directory.client import http
+from directory.client.errors import ClientError
+from directory.client.mirror import Mirror, normalise, read_numbers
+from directory.client.verify import (
+    PinnedKeys,
+    check_body,
+    check_consistent,
+    verify_receipt,
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="vault-registry", description="Verifying client of the Vault Registry."
+    )
+    parser.add_argument("--url", default=env("VAULT_REGISTRY_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--token", default=env("VAULT_REGISTRY_TOKEN", ""))
+    parser.add_argument(
+        "--keys",
+        default=env("VAULT_REGISTRY_KEYS", ""),
+        help="pinned public keys: a saved copy of /.well-known/vault-registry",
+    )
+    parser.add_argument(
+        "--mirror", default=env("VAULT_REGISTRY_MIRROR", "vault-registry-mirror.sqlite3")
+    )
+    parser.add_argument(
+        "--state",
+        default=env("VAULT_REGISTRY_STATE", ""),
+        help="file keeping the last checkpoint seen, so lookups detect a rewritten log",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    lookup = commands.add_parser("lookup", help="resolve one number and verify the answer")
+    lookup.add_argument("number")
+    lookup.add_argument("--at", help="ISO 8601 time: where the vault routed then")
+    lookup.add_argument("--json", action="store_true", help="print the verified receipt payload")
+    mirror = commands.add_parser("mirror", help="the local, verified mirror of the log")
+    actions = mirror.add_subparsers(dest="action", required=True)
+    actions.add_parser("sync", help="follow the log up to its latest checkpoint")
+    resolve = actions.add_parser("resolve", help="resolve a file of numbers offline")
+    resolve.add_argument("file", help="one number per line ('-' for standard input)")
+    monitor = commands.add_parser("monitor", help="log entries touching a provider since last run")
+    monitor.add_argument("--provider", required=True, help="the provider's id (UUID)")
+    monitor.add_argument("--no-sync", action="store_true", help="do not sync the mirror first")
+    return parser
+
+
+def _keys(args) -> PinnedKeys:
+    if not args.keys:
+        raise ClientError("no pinned keys: set --keys or VAULT_REGISTRY_KEYS")
+    return PinnedKeys.from_file(args.keys)
+
+
+class ProgressBar:
+    """A one-line progress bar on stderr."""
+
+    def __init__(self, stream: TextIO, label: str):
+        self.stream, self.label = stream, label
+
+    def __call__(self, done: int, total: int) -> None:
+        filled = int(30 * done / total) if total else 30
+        self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{total}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _lookup(args, registry: http.Registry, out: TextIO) -> int:
+    keys = _keys(args)
+    status, body = registry.lookup(args.number, args.at)
+    receipt = body.get("receipt")
+    if not receipt:
+        raise ClientError(f"HTTP {status} without a receipt: {body.get('detail', '')}")
+    verified = verify_receipt(receipt, keys)
+    check_body(body, verified)
+    if args.state:
+        state = Path(args.state)
+        old = json.loads(state.read_text()) if state.exists() else None
+        seen = (old["size"], bytes.fromhex(old["root"])) if old else None
+        check_consistent(seen, verified.checkpoint, registry.consistency_proof)
+        if seen is None or verified.checkpoint.size > seen[0]:
+            state.write_text(
+                json.dumps(
+                    {"size": verified.checkpoint.size, "root": verified.checkpoint.root.hex()}
+                )
+            )
+    if args.json:
+        out.write(json.dumps(verified.payload, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    answer = verified.answer
+    out.write(f"verified against checkpoint {verified.checkpoint.size} ")
+    out.write(f"(log entry {verified.payload.get('log_index')})\n")
+    if answer.get("status") != 200:
+        out.write(f"{normalise(args.number)}: {answer.get('code')} (HTTP {answer.get('status')})\n")
+        return 0
+    provider = answer["provider"]
+    out.write(
+        f"{answer['number']}: {'deliverable' if answer['deliverable'] else 'NOT deliverable'}"
+    )
+    out.write(f" {' '.join(answer['reasons'])}\n".rstrip() + "\n")
+    out.write(f"  provider  {provider['legal_name']} ({provider['id']}, {provider['status']})\n")
+    for url in answer["endpoints"]:
+        out.write(f"  endpoint  {url}\n")
+    for fingerprint in answer["certificate_fingerprints"]:
+        out.write(f"  cert      sha256:{fingerprint}\n")
+    return 0
+
+
+def _mirror(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
+    mirror = Mirror(args.mirror)
+    try:
+        if args.action == "sync":
+            old, new = mirror.sync(registry, _keys(args), ProgressBar(err, "mirror sync"))
+            out.write(f"mirror at checkpoint {new} ({new - old} new entries)\n")
+            return 0
+        if args.file == "-":
+            numbers = read_numbers(sys.stdin)
+        else:
+            numbers = read_numbers(Path(args.file).read_text().splitlines())
+        for number in numbers:
+            out.write(json.dumps(mirror.resolve(number), ensure_ascii=False) + "\n")
+        return 0
+    finally:
+        mirror.close()
+
+
+def _monitor(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
+    mirror = Mirror(args.mirror)
+    try:
+        if not args.no_sync:
+            mirror.sync(registry, _keys(args), ProgressBar(err, "mirror sync"))
+        entries = mirror.monitor(args.provider)
+        for index, entry in entries:
+            out.write(f"{index}\t{entry.get('at')}\t{entry.get('kind')}\t")
+            out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
+        err.write(f"{len(entries)} entries touching provider {args.provider} since the last run\n")
+        return 0
+    finally:
+        mirror.close()
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    transport: http.Transport | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run the CLI; returns the exit status (distinct per refusal reason, see errors.py)."""
+    out, err = out or sys.stdout, err or sys.stderr
+    args = _parser().parse_args(argv)
+    registry = http.Registry(args.url, args.token, transport)
+    try:
+        if args.command == "lookup":
+            return _lookup(args, registry, out)
+        if args.command == "mirror":
+            return _mirror(args, registry, out, err)
+        return _monitor(args, registry, out, err)
+    except ClientError as exc:
+        err.write(f"vault-registry: {exc}\n")
+        return exc.exit_code
+    except (OSError, ValueError, KeyError) as exc:
+        err.write(f"vault-registry: error: {exc}\n")
+        return 1

@@ -1,0 +1,115 @@
+"""Talking to the registry: an injectable transport (urllib by default) and the API calls."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+from directory.client.errors import RegistryError
+
+Transport = Callable[[str, dict[str, str]], tuple[int, bytes]]
+"""``transport(url, headers) -> (status, body)``: one GET. Tests inject Django's test client."""
+
+TILE_WIDTH = 256
+
+
+def urllib_transport(timeout: float = 30.0) -> Transport:
+    """A GET over HTTP(S) with the standard library."""
+
+    def get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
+        if not url.startswith(("https://", "http://")):
+            raise RegistryError(0, f"not an HTTP URL: {url}")
+        request = urllib.request.Request(url, headers=headers)  # noqa: S310 (scheme checked)
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except urllib.error.URLError as exc:
+            raise RegistryError(0, f"cannot reach {url}: {exc.reason}") from exc
+
+    return get
+
+
+def tile_path(index: int) -> str:
+    """c2sp.org/tlog-tiles index encoding: 1234067 → x001/x234/067."""
+    digits = str(index)
+    digits = digits.zfill(-(-len(digits) // 3) * 3)
+    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
+    return "/".join([f"x{g}" for g in groups[:-1]] + [groups[-1]])
+
+
+class Registry:
+    """The registry's HTTP API as the client uses it."""
+
+    def __init__(self, base_url: str, token: str = "", transport: Transport | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.transport = transport or urllib_transport()
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        url = f"{self.base_url}{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode({k: v for k, v in params.items() if v is not None})
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        return self.transport(url, headers)
+
+    def _ok(self, path: str, params: dict[str, Any] | None = None) -> bytes:
+        status, body = self._get(path, params)
+        if status != 200:
+            raise RegistryError(status, _problem(body))
+        return body
+
+    def lookup(self, number: str, at: str | None = None) -> tuple[int, dict[str, Any]]:
+        """The lookup answer, whatever its status (refusals carry receipts too)."""
+        path = "/api/v1/vaults/" + urllib.parse.quote(number, safe="")
+        status, body = self._get(path, {"at": at} if at else None)
+        try:
+            return status, json.loads(body)
+        except ValueError as exc:
+            raise RegistryError(status, "the answer is not JSON") from exc
+
+    def checkpoint(self) -> str:
+        return self._ok("/api/v1/log/checkpoint").decode()
+
+    def consistency_proof(self, size1: int, size2: int) -> list[str]:
+        body = self._ok("/api/v1/log/proofs/consistency", {"from": size1, "to": size2})
+        return json.loads(body)["proof"]
+
+    def tile(self, level: int, index: int, width: int) -> bytes:
+        suffix = "" if width == TILE_WIDTH else f".p/{width}"
+        return self._ok(f"/api/v1/log/tile/{level}/{tile_path(index)}{suffix}")
+
+    def entries(self, index: int, width: int) -> bytes:
+        suffix = "" if width == TILE_WIDTH else f".p/{width}"
+        return self._ok(f"/api/v1/log/tile/entries/{tile_path(index)}{suffix}")
+
+    def well_known(self) -> dict[str, Any]:
+        return json.loads(self._ok("/.well-known/vault-registry"))
+
+
+def _problem(body: bytes) -> str:
+    try:
+        problem = json.loads(body)
+        return f"{problem.get('code')}: {problem.get('detail')}"
+    except (ValueError, AttributeError):
+        return body[:200].decode(errors="replace")
+
+
+def split_bundle(bundle: bytes) -> list[bytes]:
+    """The entries of a C2SP entry bundle: each a big-endian uint16 length, then its bytes."""
+    entries, offset = [], 0
+    while offset < len(bundle):
+        if offset + 2 > len(bundle):
+            raise ValueError("truncated entry bundle")
+        length = int.from_bytes(bundle[offset : offset + 2], "big")
+        offset += 2
+        if offset + length > len(bundle):
+            raise ValueError("truncated entry bundle")
+        entries.append(bundle[offset : offset + length])
+        offset += length
+    return entries

@@ -1,0 +1,141 @@
+"""Signing keys, C2SP checkpoints and their publication."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import stat
+from io import StringIO
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from django.core.management import call_command
+from django.utils import timezone
+
+from directory import checkpoints, keys, tree
+from directory.models import Checkpoint
+from directory.transparency import note
+from registry.services import vaults
+from registry.services.common import append_log_many
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def fresh_key_dir(settings, tmp_path):
+    settings.VAULT_KEY_DIR = tmp_path / "keys"
+    keys.reset()
+    return settings.VAULT_KEY_DIR
+
+
+def test_generate_keys_creates_private_files_0600_and_a_public_manifest(fresh_key_dir):
+    out = StringIO()
+    call_command("generate_keys", stdout=out)
+    for purpose in ("log", "receipt"):
+        path = fresh_key_dir / f"{purpose}.key"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert path.read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    manifest = json.loads((fresh_key_dir / "public.json").read_text())
+    assert [e["name"] for e in manifest["log"]] == ["vault-registry.example/log"]
+    assert len(manifest["receipt"]) == 1 and manifest["receipt"][0]["kid"]
+    assert "PRIVATE" not in (fresh_key_dir / "public.json").read_text()
+    assert "created the log key" in out.getvalue()
+
+
+def test_generate_keys_is_idempotent_and_never_overwrites(fresh_key_dir):
+    call_command("generate_keys", stdout=StringIO())
+    before = {p.name: p.read_bytes() for p in fresh_key_dir.iterdir()}
+    out = StringIO()
+    call_command("generate_keys", stdout=out)
+    assert {p.name: p.read_bytes() for p in fresh_key_dir.iterdir()} == before
+    assert "already present" in out.getvalue()
+
+
+def test_rotation_keeps_the_old_public_key_with_its_validity_window(fresh_key_dir):
+    call_command("generate_keys", stdout=StringIO())
+    old_kid = keys.signing_key(keys.Purpose.RECEIPT).kid
+    call_command("generate_keys", "--rotate", "receipt", stdout=StringIO())
+    manifest = keys.public_manifest()["receipt"]
+    assert manifest[0]["kid"] == old_kid
+    assert manifest[0]["valid_until"] is not None and manifest[1]["valid_until"] is None
+    assert keys.signing_key(keys.Purpose.RECEIPT).kid == manifest[1]["kid"] != old_kid
+    retired = list((fresh_key_dir / "retired").iterdir())
+    assert len(retired) == 1 and stat.S_IMODE(retired[0].stat().st_mode) == 0o600
+
+
+def test_checkpoint_is_a_c2sp_signed_note_with_the_ed25519_key_hash():
+    # given a log of 3 entries
+    append_log_many([("t", {"n": i}) for i in range(3)], at=timezone.now())
+    # when a checkpoint is published
+    checkpoint = checkpoints.publish()
+    # then its text is origin, size, base64 root, a blank line and one signature line
+    lines = checkpoint.note.split("\n")
+    assert lines[0] == "vault-registry.example/log"
+    assert lines[1] == "3"
+    assert base64.b64decode(lines[2]) == tree.root(3) == bytes(checkpoint.root_hash)
+    assert lines[3] == ""
+    assert lines[4].startswith("\u2014 vault-registry.example/log ")
+    assert lines[5:] == [""]
+    # and the signature is 4-byte key hash ‖ Ed25519 signature over the text
+    key = keys.signing_key(keys.Purpose.LOG)
+    blob = base64.b64decode(lines[4].split(" ")[2])
+    expected_hash = hashlib.sha256(key.name.encode() + b"\n\x01" + key.public).digest()[:4]
+    assert blob[:4] == expected_hash
+    Ed25519PublicKey.from_public_bytes(key.public).verify(
+        blob[4:], "\n".join(lines[:3]).encode() + b"\n"
+    )
+    # and the pure verifier accepts it with the public key, and refuses another one
+    parsed = note.parse_checkpoint(checkpoint.note, {key.name: [key.public]})
+    assert (parsed.size, parsed.root) == (3, tree.root(3))
+    with pytest.raises(note.NoteError):
+        note.parse_checkpoint(checkpoint.note, {key.name: [bytes(32)]})
+    with pytest.raises(note.NoteError):
+        note.parse_checkpoint(checkpoint.note.replace("\n3\n", "\n4\n"), {key.name: [key.public]})
+
+
+def test_publish_does_not_repeat_a_checkpoint_of_the_same_size(checkpoint):
+    assert checkpoints.publish() == checkpoint
+    assert checkpoints.publish(force=True) != checkpoint
+    assert Checkpoint.objects.count() == 2
+
+
+def test_publish_checkpoint_command_prints_the_note():
+    out = StringIO()
+    call_command("publish_checkpoint", stdout=out)
+    assert out.getvalue() == Checkpoint.objects.get().note
+
+
+def test_a_committed_write_publishes_a_checkpoint(
+    provider, actor, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        vault = vaults.vault_allocate(actor=actor, provider=provider)
+    assert len(callbacks) == 1
+    assert Checkpoint.objects.get().size == vault.last_log_index + 1
+
+
+def test_writes_publish_at_most_once_per_interval(
+    settings, provider, actor, django_capture_on_commit_callbacks
+):
+    settings.VAULT_CHECKPOINT_INTERVAL = 60
+    with django_capture_on_commit_callbacks(execute=True):
+        vaults.vault_allocate(actor=actor, provider=provider)
+    with django_capture_on_commit_callbacks(execute=True):
+        vaults.vault_allocate(actor=actor, provider=provider)
+    assert Checkpoint.objects.count() == 1
+    Checkpoint.objects.update(created_at=timezone.now() - timezone.timedelta(seconds=61))
+    with django_capture_on_commit_callbacks(execute=True):
+        vaults.vault_allocate(actor=actor, provider=provider)
+    assert Checkpoint.objects.count() == 2
+
+
+def test_without_keys_a_write_still_commits_and_only_warns(
+    settings, tmp_path, provider, actor, django_capture_on_commit_callbacks, caplog
+):
+    settings.VAULT_KEY_DIR = tmp_path / "none"
+    keys.reset()
+    with django_capture_on_commit_callbacks(execute=True):
+        vault = vaults.vault_allocate(actor=actor, provider=provider)
+    assert vault.pk and not Checkpoint.objects.exists()
+    assert "generate_keys" in caplog.text

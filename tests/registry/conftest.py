@@ -1,0 +1,95 @@
+"""Fixtures for portability tests: a clock to move, and the three sides of a transfer.
+
+``provider`` (tests/conftest.py) hosts ``vault`` and is the losing side; ``other_provider`` is the
+gaining side; ``third_provider`` sees neither.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from registry.services import transfers
+from registry.services.common import Actor
+from tests.factories import CertificateFactory, EndpointFactory, ProviderFactory, make_token
+
+
+class Clock:
+    """``timezone.now`` frozen at a moment the test moves forward; no sleeping."""
+
+    def __init__(self, start: datetime):
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
+
+    def set(self, moment: datetime) -> datetime:
+        self.now = moment
+        return moment
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock(timezone.now())
+    monkeypatch.setattr(timezone, "now", clock)
+    return clock
+
+
+def bearer(owner, days: int = 400) -> APIClient:
+    """An API client for ``owner`` whose token outlives any clock move of a test."""
+    client = APIClient()
+    _token, value = make_token(owner, expires_at=timezone.now() + timedelta(days=days))
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {value}")
+    return client
+
+
+@pytest.fixture
+def third_provider(db):
+    provider = ProviderFactory()
+    EndpointFactory(provider=provider)
+    CertificateFactory(provider=provider)
+    return provider
+
+
+@pytest.fixture
+def losing_client(provider) -> APIClient:
+    return bearer(provider)
+
+
+@pytest.fixture
+def gaining_client(other_provider) -> APIClient:
+    return bearer(other_provider)
+
+
+@pytest.fixture
+def third_client(third_provider) -> APIClient:
+    return bearer(third_provider)
+
+
+@pytest.fixture
+def holder_code(provider, vault) -> str:
+    """A code the losing provider issued for the holder of ``vault``."""
+    _code, value = transfers.transfer_code_issue(
+        actor=Actor.system("tests"), provider=provider, vault=vault
+    )
+    return value
+
+
+@pytest.fixture
+def pending(clock, provider, other_provider, vault, holder_code):
+    """A transfer of ``vault`` from ``provider`` to ``other_provider``, awaiting an answer."""
+    transfer = transfers.transfer_request(
+        actor=Actor.system("tests"),
+        gaining_provider=other_provider,
+        number=vault.number,
+        code=holder_code,
+        consent_reference="consent-42",
+    )
+    return transfer
