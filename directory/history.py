@@ -90,8 +90,8 @@ def resolve_at(number: str, at: datetime) -> selectors.Resolution | None:
         .first()
     )
     provider_status = change.to_status if change else provider.status
-    endpoints, certificates = selectors.provider_routes(
-        [(str(provider.pk), None, provider_status)], at
+    _identity, endpoints, certificates = selectors.provider_routes(
+        [(str(provider.pk), provider_status, None)], at
     )[str(provider.pk)]
     route = selectors.ProviderRoute(
         id=str(provider.pk),

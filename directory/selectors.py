@@ -171,16 +171,16 @@ class _RouteCache:
     unchanged and until the next activation or expiry among them (or the TTL)."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, tuple[tuple[Any, ...], datetime, tuple[list, list]]] = {}
+        self._entries: dict[str, tuple[tuple[Any, ...], datetime, tuple[dict, list, list]]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...], now: datetime) -> tuple[list, list] | None:
+    def get(self, key: tuple[Any, ...], now: datetime) -> tuple[dict, list, list] | None:
         entry = self._entries.get(key[0])
         if entry is not None and entry[0] == key and now < entry[1]:
             return entry[2]
         return None
 
-    def put(self, key: tuple[Any, ...], until: datetime, value: tuple[list, list]) -> None:
+    def put(self, key: tuple[Any, ...], until: datetime, value: tuple[dict, list, list]) -> None:
         with self._lock:
             self._entries[key[0]] = (key, until, value)
 
@@ -192,14 +192,24 @@ class _RouteCache:
 route_cache = _RouteCache()
 
 
-def _fetch_routes(provider_ids: list[str], now: datetime) -> dict[str, tuple[list, list, datetime]]:
-    """Endpoints and encryption certificates of these providers at ``now``: two queries.
-
-    Endpoints and certificates that start later are read too, only to know when the answer
-    stops being true.
+def _fetch_routes(
+    provider_ids: list[str], now: datetime
+) -> dict[str, tuple[dict, list, list, datetime]]:
+    """Identity, endpoints and encryption certificates of these providers at ``now``: three
+    queries. Endpoints and certificates that start later are read too, only to know when the
+    answer stops being true. The identity travels as the first endpoint list's owner record.
     """
     until = now + ROUTE_CACHE_TTL
     found: dict[str, tuple[list, list, datetime]] = {pid: ([], [], until) for pid in provider_ids}
+    identities = {
+        str(row["id"]): {
+            "legal_name": row["legal_name"],
+            "legal_id": f"{row['legal_id_scheme']}:{row['legal_id']}",
+        }
+        for row in Provider.objects.filter(pk__in=provider_ids).values(
+            "id", "legal_name", "legal_id_scheme", "legal_id"
+        )
+    }
 
     def later(pid: str, *moments: datetime | None) -> None:
         endpoints, certificates, current = found[pid]
@@ -252,15 +262,16 @@ def _fetch_routes(provider_ids: list[str], now: datetime) -> dict[str, tuple[lis
         if row["not_before"] <= now:
             row["id"] = str(row["id"])
             found[pid][1].append(row)
-    return found
+    return {pid: (identities[pid], *value) for pid, value in found.items()}
 
 
 def provider_routes(
     keys: Iterable[tuple[Any, ...]], at: datetime | None = None
-) -> dict[str, tuple[list, list]]:
-    """Routes for providers keyed (id, log position, status); cached unless ``at`` is given."""
+) -> dict[str, tuple[dict, list, list]]:
+    """Identity and routes of providers keyed (id, status, log position); cached unless ``at``
+    is given."""
     now = at or timezone.now()
-    routes: dict[str, tuple[list, list]] = {}
+    routes: dict[str, tuple[dict, list, list]] = {}
     missing: dict[str, tuple[Any, ...]] = {}
     for key in set(keys):
         cached = route_cache.get(key, now) if at is None else None
@@ -269,51 +280,55 @@ def provider_routes(
         else:
             routes[key[0]] = cached
     if missing:
-        for pid, (endpoints, certificates, until) in _fetch_routes(list(missing), now).items():
-            routes[pid] = (endpoints, certificates)
+        for pid, (identity, endpoints, certificates, until) in _fetch_routes(
+            list(missing), now
+        ).items():
+            routes[pid] = (identity, endpoints, certificates)
             if at is None:
-                route_cache.put(missing[pid], until, (endpoints, certificates))
+                route_cache.put(missing[pid], until, routes[pid])
     return routes
 
 
 # --- Resolution -------------------------------------------------------------------------------
 
-_GROUP_COLUMNS = (
-    "v.provider_id, p.legal_name, p.legal_id_scheme, p.legal_id, p.status, p.last_log_index, "
-    "v.status, v.client_hold, v.server_hold, v.client_transfer_prohibited, v.registry_lock, "
-    "v.pending_transfer"
+# One row per vault found: the provider's status and log position (the cache key of its route),
+# then the vault's state; its log position and last move only for one-by-one answers.
+_STATE_COLUMNS = (
+    "p.status, p.last_log_index, v.status, v.client_hold, v.server_hold, "
+    "v.client_transfer_prohibited, v.registry_lock, v.pending_transfer"
 )
 
 
-def _group_sql(vendor: str, with_log_index: bool) -> str:
+def _rows_sql(vendor: str, with_log_index: bool) -> str:
     vault, provider = Vault._meta.db_table, Provider._meta.db_table
+    detail = ", v.last_log_index, v.transferred_at" if with_log_index else ""
     if vendor == "postgresql":
-        numbers_agg = "array_agg(v.number ORDER BY v.number)"
-        log_agg = "array_agg(v.last_log_index ORDER BY v.number)"
-        moved_agg = "array_agg(v.transferred_at ORDER BY v.number)"
-        wanted = "v.number = ANY(%s)"
-    else:
-        # group_concat visits the rows of a group in one order for both aggregates; NULLs would
-        # be skipped and shift the second list, hence the COALESCE.
-        numbers_agg = "group_concat(v.number)"
-        log_agg = "group_concat(COALESCE(v.last_log_index, -1))"
-        moved_agg = "group_concat(COALESCE(v.transferred_at, ''))"
-        wanted = "v.number IN (SELECT value FROM json_each(%s))"
-    aggregates = f"{numbers_agg}, {log_agg}, {moved_agg}" if with_log_index else numbers_agg
+        # One primary-key probe per number (LIMIT 1 keeps the planner from turning the join into
+        # a scan of the whole table): the cost follows the numbers asked, not the registry's
+        # size. Provider ids come as text, cheaper to decode than 100,000 UUID objects.
+        return (
+            f"SELECT v.number, v.provider_id::text, {_STATE_COLUMNS}{detail} "  # noqa: S608
+            f"FROM unnest(%s::text[]) AS q(number) CROSS JOIN LATERAL "
+            f"(SELECT * FROM {vault} x WHERE x.number = q.number LIMIT 1) v "
+            f"JOIN {provider} p ON p.id = v.provider_id"
+        )
     return (
-        f"SELECT {_GROUP_COLUMNS}, {aggregates} "  # noqa: S608 (no user input in the SQL text)
+        f"SELECT v.number, v.provider_id, {_STATE_COLUMNS}{detail} "  # noqa: S608
         f"FROM {vault} v JOIN {provider} p ON p.id = v.provider_id "
-        f"WHERE {wanted} GROUP BY {_GROUP_COLUMNS}"
+        f"WHERE v.number IN (SELECT value FROM json_each(%s))"
     )
 
 
 def _uuid_text(value: Any) -> str:
-    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(value))
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
-def _sqlite_datetime(text: str) -> datetime | None:
-    # Django keeps aware datetimes in SQLite as naive UTC text.
-    return datetime.fromisoformat(text).replace(tzinfo=UTC) if text else None
+def _sqlite_datetime(value: datetime | str | None) -> datetime | None:
+    # Django keeps aware datetimes in SQLite as naive UTC (text, or parsed by its converters).
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _settle_overdue_transfers(groups: list[Group]) -> bool:
@@ -335,46 +350,56 @@ def resolve_groups(
 ) -> list[Group]:
     """Resolve normalised, distinct numbers; unknown ones are in no group.
 
-    One query for the vaults, plus two for the providers whose routes are not cached. The
-    state at ``at`` is today's vault state with the endpoints and certificates of then.
+    One query for the vaults, plus three for the providers whose routes are not cached. Vaults
+    are grouped by provider and state in Python, so deliverability is decided once per group.
+    The state at ``at`` is today's vault state with the endpoints and certificates of then.
     """
     if not numbers:
         return []
     vendor = connection.vendor
     param: Any = sorted(numbers) if vendor == "postgresql" else json.dumps(list(numbers))
     with connection.cursor() as cursor:
-        cursor.execute(_group_sql(vendor, with_log_index), [param])
+        cursor.execute(_rows_sql(vendor, with_log_index), [param])
         rows = cursor.fetchall()
-    # PostgreSQL returns UUIDs, SQLite their 32 hex digits: key on the canonical text form.
-    keys = [(_uuid_text(row[0]), row[5], row[4]) for row in rows]
-    routes = provider_routes(keys, at)
+    grouped: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        key = row[1:10]
+        members = grouped.get(key)
+        if members is None:
+            members = grouped[key] = [[], [], []]
+        members[0].append(row[0])
+        if with_log_index:
+            members[1].append(row[10])
+            members[2].append(_sqlite_datetime(row[11]) if vendor != "postgresql" else row[11])
+    # PostgreSQL sends provider ids as text, SQLite as 32 hex digits: key on the canonical form.
+    pids = {key[0]: _uuid_text(key[0]) for key in grouped}
+    routes = provider_routes({(pids[key[0]], key[1], key[2]) for key in grouped}, at)
     providers: dict[str, ProviderRoute] = {}
     groups = []
-    for row, key in zip(rows, keys, strict=True):
-        pid = key[0]
+    for key, (members, log_indexes, moved_at) in grouped.items():
+        pid = pids[key[0]]
         provider = providers.get(pid)
         if provider is None:
-            endpoints, certificates = routes[pid]
+            identity, endpoints, certificates = routes[pid]
             provider = providers[pid] = ProviderRoute(
                 id=pid,
-                legal_name=row[1],
-                legal_id=f"{row[2]}:{row[3]}",
-                status=row[4],
-                log_sequence=row[5],
+                legal_name=identity["legal_name"],
+                legal_id=identity["legal_id"],
+                status=key[1],
+                log_sequence=key[2],
                 endpoints=endpoints,
                 certificates=certificates,
             )
-        state = VaultState(row[6], *(bool(flag) for flag in row[7:12]))
-        numbers_in, log_indexes, moved_at = row[12], None, None
-        if vendor != "postgresql":
-            numbers_in = numbers_in.split(",")
-            if with_log_index:
-                log_indexes = [int(i) if int(i) >= 0 else None for i in row[13].split(",")]
-                moved_at = [_sqlite_datetime(m) for m in row[14].split(",")]
-        elif with_log_index:
-            log_indexes, moved_at = row[13], row[14]
+        state = VaultState(key[3], *(bool(flag) for flag in key[4:9]))
         groups.append(
-            Group(provider, state, numbers_in, reasons_for(state, provider), log_indexes, moved_at)
+            Group(
+                provider,
+                state,
+                members,
+                reasons_for(state, provider),
+                log_indexes if with_log_index else None,
+                moved_at if with_log_index else None,
+            )
         )
     if _settle_overdue_transfers(groups):  # an overdue transfer is applied when read (issue 5)
         return resolve_groups(numbers, with_log_index=with_log_index, at=at)

@@ -181,11 +181,12 @@ def test_lookup_runs_a_fixed_small_number_of_queries(
     CertificateFactory(provider=provider)
     lookup(lookup_client, vault.number)  # records the token's last use (a minute's precision)
     route_cache.clear()
-    # cold: token, vault grouped with its provider, endpoints, certificates. The signed receipt
-    # adds none here: this factory vault has no log entry to prove, and the warm-up lookup cached
-    # the latest checkpoint. For a logged vault a cold lookup is 7 (+ checkpoint, entry, proof
-    # nodes) and a warm one still 2: test_receipts.py::test_signing_adds_three_queries_cold_…
-    with django_assert_num_queries(4):
+    # cold: token, vault (with its provider's status and log position), the provider's identity,
+    # endpoints, certificates. The signed receipt adds none here: this factory vault has no log
+    # entry to prove, and the warm-up lookup cached the latest checkpoint. For a logged vault a
+    # cold lookup is 8 (+ checkpoint, entry, proof nodes) and a warm one still 2:
+    # test_receipts.py::test_signing_adds_three_queries_cold_…
+    with django_assert_num_queries(5):
         assert lookup(lookup_client, vault.number).status_code == 200
     # warm: the provider's route is cached until its log position moves
     with django_assert_num_queries(2):

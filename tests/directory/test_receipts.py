@@ -212,9 +212,9 @@ def test_signing_adds_three_queries_cold_and_none_warm(
     route_cache.clear()
     checkpoints.clear_cache()
     receipts.clear_cache()
-    # cold: token, vault with provider, endpoints, certificates (the unsigned lookup's four), then
-    # the latest checkpoint, the vault's log entry and the proof's tree nodes (one query each)
-    with django_assert_num_queries(7):
+    # cold: token, vault, provider identity, endpoints, certificates (the unsigned lookup's five),
+    # then the latest checkpoint, the vault's log entry and the proof's tree nodes (one each)
+    with django_assert_num_queries(8):
         assert lookup_client.get(f"/api/v1/vaults/{allocated.number}").status_code == 200
     # warm: checkpoint, entry and proof are cached per process (they never change): token, vault
     with django_assert_num_queries(2):

@@ -261,12 +261,12 @@ def test_query_count_does_not_grow_with_the_numbers_asked(lookup_client, django_
 
     def count(items) -> int:
         route_cache.clear()
-        with django_assert_num_queries(6) as captured:
+        with django_assert_num_queries(7) as captured:
             assert post_plan(lookup_client, items).status_code == 200
         return len(captured.captured_queries)
 
-    # token, vaults (grouped by provider and state), endpoints, certificates, log size, plan
-    # record: the same for 1 number and for 170
+    # token, vaults, providers' identities, endpoints, certificates, log size, plan record: the
+    # same for 1 number and for 170
     assert count(small) == count(large + [fresh_number() for _ in range(50)])
 
 
