@@ -51,9 +51,14 @@ def database(name: str, vaults: int) -> tuple[str, str]:
             admin.execute(f'CREATE DATABASE "{name}"')
     url = f"{SERVER}/{name}"
     env = django_env(url)
-    subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput", "-v0"], cwd=ROOT, env=env, check=True
-    )
+    for command in (["migrate", "--noinput", "-v0"], ["generate_keys"]):
+        subprocess.run(
+            [PYTHON, "manage.py", *command],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     log(f"filling {name} up to {vaults:,} vaults (first run only)…")
     done = subprocess.run(
         [PYTHON, "benchmarks/populate.py", str(vaults)],
