@@ -178,3 +178,22 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
         headers=headers,
         content_type=PROBLEM_CONTENT_TYPE,
     )
+
+
+def problem_from_exception(exc: Exception, request) -> JsonResponse:
+    """The handler's answer as a plain Django response, for views that skip DRF's dispatch."""
+    answer = problem_exception_handler(exc, {"request": request})
+    headers = {
+        name: value
+        for name, value in answer.items()
+        if name in {"WWW-Authenticate", "Retry-After", "Allow"}
+    }
+    response = JsonResponse(
+        answer.data,
+        status=answer.status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
+        json_dumps_params={"ensure_ascii": False},
+    )
+    for name, value in headers.items():
+        response[name] = value
+    return response

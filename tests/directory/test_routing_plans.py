@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase as HypothesisTestCase
 from rest_framework.test import APIClient
 
+from directory import selectors
 from directory.models import RoutingPlan
 from directory.selectors import route_cache
 from registry import numbers
@@ -350,3 +351,20 @@ class EveryNumberAppearsExactlyOnce(HypothesisTestCase):
         assert plan["summary"]["asked"] == len(asked)
         assert plan["summary"]["distinct"] == len(expected)
         assert plan["summary"]["routable"] + plan["summary"]["unroutable"] == len(expected)
+
+
+def test_large_sets_take_the_probe_path_with_the_same_answer(lookup_client, monkeypatch):
+    # given a mix of deliverable, held, closed and unknown numbers
+    actor = Actor.system("tests")
+    provider = deliverable_provider()
+    asked = [VaultFactory(provider=provider).number for _ in range(5)]
+    held = VaultFactory(provider=provider)
+    vaults.vault_hold(actor=actor, vault=held, kind=HoldKind.CLIENT)
+    asked += [held.number, fresh_number(), "FR12"]
+    small = post_plan(lookup_client, asked).json()
+    # when the same plan is resolved as if it were large (one primary-key probe per number)
+    monkeypatch.setattr(selectors, "SMALL_SET", 0)
+    large = post_plan(lookup_client, asked).json()
+    # then the answer is the same
+    for key in ("summary", "groups", "unroutable", "duplicates"):
+        assert large[key] == small[key]
