@@ -307,6 +307,11 @@ SMALL_SET = 1000
 def _rows_sql(vendor: str, with_log_index: bool, count: int) -> str:
     vault, provider = Vault._meta.db_table, Provider._meta.db_table
     detail = ", v.last_log_index, v.transferred_at" if with_log_index else ""
+    if count == 1:  # the single lookup: the cheapest statement to plan and to run
+        return (
+            f"SELECT v.number, v.provider_id, {_STATE_COLUMNS}{detail} "  # noqa: S608
+            f"FROM {vault} v JOIN {provider} p ON p.id = v.provider_id WHERE v.number = %s"
+        )
     if vendor != "postgresql":
         return (
             f"SELECT v.number, v.provider_id, {_STATE_COLUMNS}{detail} "  # noqa: S608
@@ -370,8 +375,10 @@ def resolve_groups(
     if not numbers:
         return []
     vendor = connection.vendor
-    if vendor != "postgresql":
-        param: Any = json.dumps(list(numbers))
+    if len(numbers) == 1:
+        param: Any = next(iter(numbers))
+    elif vendor != "postgresql":
+        param = json.dumps(list(numbers))
     elif len(numbers) <= SMALL_SET:
         param = list(numbers)
     else:
