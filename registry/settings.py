@@ -187,7 +187,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
     DATABASES["default"]["CONN_MAX_AGE"] = 0
 else:
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A health check is a SELECT 1 round trip before every request's first query, as costly as
+    # the lookup itself: off unless asked. A connection that broke fails one request and is
+    # replaced at its end.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DATABASE_CONN_HEALTH_CHECKS", False)
     # Server-side parameters, and statements prepared after a few runs: planning the lookup's
     # query costs ten times more than running it. Set DATABASE_PREPARE_THRESHOLD=0 behind a
     # pooler in transaction mode (PgBouncer), which cannot keep prepared statements.

@@ -8,8 +8,9 @@ from registry.admin import admin_site
 from registry.api import handlers
 
 urlpatterns = [
-    path("api/v1/", include("registry.api.urls")),
+    # The read side first: the lookup is the most frequent request, resolved in fewer steps.
     path("api/v1/", include("directory.api.urls")),
+    path("api/v1/", include("registry.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path(".well-known/vault-registry", WellKnownApi.as_view(), name="well-known"),
