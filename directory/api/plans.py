@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from directory.api.rendering import NDJSONRenderer, json_response
 from directory.models import RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
+from directory.receipts import receipt_for_plan
 from registry.api.auth import LookupScope
 from registry.errors import DomainError, ErrorCode, NotFound
 from registry.models.organisations import Purpose
@@ -26,6 +27,9 @@ class RoutingPlanRecordSerializer(serializers.ModelSerializer):
     unroutable = serializers.IntegerField()
     providers = serializers.IntegerField()
     log_size = serializers.IntegerField()
+    receipt = serializers.CharField(
+        read_only=True, help_text="Compact JWS signing the two hashes and the counts"
+    )
 
     class Meta:
         model = RoutingPlan
@@ -42,6 +46,7 @@ class RoutingPlanRecordSerializer(serializers.ModelSerializer):
             "request_sha256",
             "answer_sha256",
             "log_size",
+            "receipt",
         ]
 
 
@@ -111,6 +116,10 @@ class RoutingPlanCreateApi(APIView):
         headers = {
             "Location": f"/api/v1/routing-plans/{record.id}",
             "Vault-Registry-Answer-SHA256": record.answer_sha256,
+            # Signs the hashes of the bytes exchanged: it cannot travel inside the answer.
+            "Vault-Registry-Receipt": receipt_for_plan(
+                record.request_sha256, record.answer_sha256, plan.summary
+            ),
         }
         if not ndjson:
             return HttpResponse(answer, content_type="application/json", headers=headers)
@@ -129,4 +138,9 @@ class RoutingPlanDetailApi(APIView):
         record = RoutingPlan.objects.filter(pk=pk, issuer=request.user.issuer).first()
         if record is None:
             raise NotFound(ErrorCode.NOT_FOUND, "You have no routing plan with this id.")
-        return json_response(RoutingPlanRecordSerializer(record).data)
+        data = RoutingPlanRecordSerializer(record).data
+        summary = {
+            key: data[key] for key in ("asked", "distinct", "routable", "unroutable", "providers")
+        }
+        data["receipt"] = receipt_for_plan(data["request_sha256"], data["answer_sha256"], summary)
+        return json_response(data)

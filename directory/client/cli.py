@@ -1,4 +1,4 @@
-"""``vault-registry``: verified lookups, a verified local mirror, and a provider's monitor.
+"""``vault-registry``: verified lookups and routing plans, a verified local mirror, a monitor.
 
 Configuration from flags or the environment: VAULT_REGISTRY_URL, VAULT_REGISTRY_TOKEN,
 VAULT_REGISTRY_KEYS (the pinned /.well-known/vault-registry JSON), VAULT_REGISTRY_MIRROR (the
@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from directory.client import http
+from directory.client import http, plans
 from directory.client.errors import ClientError
 from directory.client.mirror import Mirror, normalise, read_numbers
 from directory.client.verify import (
@@ -55,6 +55,11 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("sync", help="follow the log up to its latest checkpoint")
     resolve = actions.add_parser("resolve", help="resolve a file of numbers offline")
     resolve.add_argument("file", help="one number per line ('-' for standard input)")
+    plan = commands.add_parser("plan", help="send a file of numbers as a routing plan")
+    plan.add_argument("file", help="one number per line, or a JSON array")
+    plan.add_argument("--out", default="-", help="where to write the plan ('-': stdout)")
+    plan.add_argument("--ndjson", action="store_true", help="ask for one JSON object per line")
+    plan.add_argument("--purpose", help="why the run is sent, e.g. bank_statement")
     monitor = commands.add_parser("monitor", help="log entries touching a provider since last run")
     monitor.add_argument("--provider", required=True, help="the provider's id (UUID)")
     monitor.add_argument("--no-sync", action="store_true", help="do not sync the mirror first")
@@ -140,6 +145,40 @@ def _mirror(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
         mirror.close()
 
 
+def _plan(args, out: TextIO, err: TextIO, poster: plans.Poster | None) -> int:
+    body, content_type = plans.read_plan_file(args.file)
+    answer, receipt = plans.send_plan(
+        args.url,
+        args.token,
+        body,
+        content_type,
+        ndjson=args.ndjson,
+        purpose=args.purpose,
+        poster=poster,
+        sent=ProgressBar(err, "upload  "),
+        received=ProgressBar(err, "download"),
+    )
+    if args.keys:
+        verified = plans.verify_plan(receipt, _keys(args), body, answer)
+        err.write(f"plan verified against checkpoint {verified.checkpoint.size}\n")
+    else:
+        err.write("plan NOT verified: pin the registry's keys with --keys\n")
+    if args.out == "-":
+        out.write(answer.decode())
+    else:
+        Path(args.out).write_bytes(answer)
+    summary = (
+        json.loads(answer.split(b"\n", 1)[0])["summary"]
+        if args.ndjson
+        else json.loads(answer)["summary"]
+    )
+    err.write(
+        f"{summary['asked']} asked, {summary['routable']} routable to "
+        f"{summary['providers']} providers, {summary['unroutable']} unroutable\n"
+    )
+    return 0
+
+
 def _monitor(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
     mirror = Mirror(args.mirror)
     try:
@@ -159,6 +198,7 @@ def main(
     argv: list[str] | None = None,
     *,
     transport: http.Transport | None = None,
+    poster: plans.Poster | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -171,6 +211,8 @@ def main(
             return _lookup(args, registry, out)
         if args.command == "mirror":
             return _mirror(args, registry, out, err)
+        if args.command == "plan":
+            return _plan(args, out, err, poster)
         return _monitor(args, registry, out, err)
     except ClientError as exc:
         err.write(f"vault-registry: {exc}\n")

@@ -179,6 +179,9 @@ def test_the_plan_record_proves_request_and_answer(lookup_client, issuer):
     assert record["request_sha256"] == hashlib.sha256(request_body).hexdigest()
     assert record["answer_sha256"] == hashlib.sha256(response.content).hexdigest()
     assert (record["asked"], record["routable"], record["unroutable"]) == (2, 1, 1)
+    # both the answer and the record carry a signed receipt (a compact JWS)
+    assert response["Vault-Registry-Receipt"].count(".") == 2
+    assert record["receipt"].count(".") == 2
     # and the NDJSON answer is recorded the same way
     streamed = post_plan(lookup_client, [vault.number], accept="application/x-ndjson")
     content = b"".join(streamed.streaming_content)
