@@ -14,7 +14,8 @@ from django.db import connection, models, transaction
 
 from directory import checkpoints, tree
 from directory.models import VaultLogRef
-from registry.models import ApiToken, AuditEvent, LogEntry, LogHead
+from registry.errors import Conflict, ErrorCode
+from registry.models import ApiToken, AuditEvent, LogEntry, LogHead, Provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +43,20 @@ class Actor:
     @classmethod
     def public(cls, remote: str = "") -> Actor:
         return cls(label=f"public:{remote}" if remote else "public")
+
+
+def lock_active_provider(provider: Provider) -> Provider:
+    """Re-read ``provider`` under a row lock and refuse it unless active.
+
+    The lock orders the caller after any concurrent status change (a share lock would do; FOR
+    UPDATE is portable).
+    """
+    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    if not provider.is_active:
+        raise Conflict(
+            ErrorCode.PROVIDER_NOT_ACTIVE, f"The provider is {provider.status}, not active."
+        )
+    return provider
 
 
 def timestamp(moment: datetime) -> str:

@@ -12,16 +12,13 @@ from django.utils import timezone
 from registry import x509
 from registry.errors import Conflict, ErrorCode, InvalidInput
 from registry.models import Certificate, Endpoint, LogKind, Provider
-from registry.services.common import Actor, append_log, record_audit, timestamp
-
-
-def _require_active(provider: Provider) -> Provider:
-    provider = Provider.objects.select_for_update().get(pk=provider.pk)
-    if not provider.is_active:
-        raise Conflict(
-            ErrorCode.PROVIDER_NOT_ACTIVE, f"The provider is {provider.status}, not active."
-        )
-    return provider
+from registry.services.common import (
+    Actor,
+    append_log,
+    lock_active_provider,
+    record_audit,
+    timestamp,
+)
 
 
 def _touch_provider(provider: Provider, sequence: int) -> None:
@@ -40,7 +37,7 @@ def endpoint_create(
     expires_at: datetime | None = None,
 ) -> Endpoint:
     """Publish a delivery endpoint for an active provider."""
-    provider = _require_active(provider)
+    provider = lock_active_provider(provider)
     now = timezone.now()
     endpoint = Endpoint(
         provider=provider,
@@ -113,7 +110,7 @@ def certificate_upload(
         info = x509.inspect_certificate(pem, use, now=now, max_bytes=settings.VAULT_CERT_MAX_PEM)
     except x509.InvalidCertificate as exc:
         raise InvalidInput(exc.code, exc.message) from exc
-    provider = _require_active(provider)
+    provider = lock_active_provider(provider)
     if Certificate.objects.filter(
         provider=provider,
         use=use,

@@ -19,7 +19,13 @@ from registry.models import (
     VaultStatus,
 )
 from registry.services import transfers
-from registry.services.common import Actor, append_log, append_log_many, record_audit
+from registry.services.common import (
+    Actor,
+    append_log,
+    append_log_many,
+    lock_active_provider,
+    record_audit,
+)
 
 MAX_BATCH = 10_000
 _DRAW_ATTEMPTS = 20
@@ -28,16 +34,6 @@ _DRAW_ATTEMPTS = 20
 class HoldKind(StrEnum):
     CLIENT = "client_hold"  # the provider stops delivery
     SERVER = "server_hold"  # the registry stops delivery
-
-
-def _active_provider(provider: Provider) -> Provider:
-    # A share lock would do; FOR UPDATE keeps it portable and orders us after a status change.
-    provider = Provider.objects.select_for_update().get(pk=provider.pk)
-    if not provider.is_active:
-        raise Conflict(
-            ErrorCode.PROVIDER_NOT_ACTIVE, f"The provider is {provider.status}, not active."
-        )
-    return provider
 
 
 def _draw_free(count: int) -> list[str]:
@@ -63,7 +59,7 @@ def _log_payload(vault: Vault, **extra: object) -> dict[str, object]:
 @transaction.atomic
 def vault_allocate(*, actor: Actor, provider: Provider) -> Vault:
     """Allocate one vault number for a new holder of ``provider``."""
-    provider = _active_provider(provider)
+    provider = lock_active_provider(provider)
     now = timezone.now()
     for _ in range(_DRAW_ATTEMPTS):
         number = _draw_free(1)[0]
@@ -87,7 +83,7 @@ def vault_allocate_many(*, actor: Actor, provider: Provider, count: int) -> list
     """Allocate ``count`` numbers at once (one log entry each, one audit event for the batch)."""
     if not 1 <= count <= MAX_BATCH:
         raise InvalidInput(ErrorCode.VALIDATION_ERROR, f"count must be between 1 and {MAX_BATCH}.")
-    provider = _active_provider(provider)
+    provider = lock_active_provider(provider)
     now = timezone.now()
     vaults = [Vault(number=n, provider=provider, created_at=now) for n in _draw_free(count)]
     entries = append_log_many([(LogKind.VAULT_ALLOCATED, _log_payload(v)) for v in vaults], at=now)
@@ -117,36 +113,35 @@ def _refuse_registry_lock(vault: Vault, actor: Actor) -> None:
         raise Conflict(ErrorCode.REGISTRY_LOCKED, "This vault is locked by the registry.")
 
 
+def _set_hold(actor: Actor, vault: Vault, kind: HoldKind, held: bool) -> Vault:
+    vault = _locked_vault(vault.pk)
+    _refuse_registry_lock(vault, actor)
+    if getattr(vault, kind) == held:
+        code, state = (
+            (ErrorCode.ALREADY_HELD, "already has") if held else (ErrorCode.NOT_HELD, "has no")
+        )
+        raise Conflict(code, f"This vault {state} {kind}.")
+    now = timezone.now()
+    setattr(vault, kind, held)
+    log_kind = LogKind.VAULT_HELD if held else LogKind.VAULT_RELEASED
+    entry = append_log(log_kind, _log_payload(vault, hold=str(kind)), at=now)
+    vault.last_log_index = entry.sequence
+    vault.save(update_fields=[kind, "last_log_index"])
+    action = f"vault:{kind}" if held else f"vault:{kind}_released"
+    record_audit(actor, action, vault, at=now, log_entry=entry)
+    return vault
+
+
 @transaction.atomic
 def vault_hold(*, actor: Actor, vault: Vault, kind: HoldKind) -> Vault:
     """Stop delivery: ``client_hold`` set by its provider, ``server_hold`` by the registry."""
-    vault = _locked_vault(vault.pk)
-    _refuse_registry_lock(vault, actor)
-    if getattr(vault, kind):
-        raise Conflict(ErrorCode.ALREADY_HELD, f"This vault already has {kind}.")
-    now = timezone.now()
-    setattr(vault, kind, True)
-    entry = append_log(LogKind.VAULT_HELD, _log_payload(vault, hold=str(kind)), at=now)
-    vault.last_log_index = entry.sequence
-    vault.save(update_fields=[kind, "last_log_index"])
-    record_audit(actor, f"vault:{kind}", vault, at=now, log_entry=entry)
-    return vault
+    return _set_hold(actor, vault, kind, True)
 
 
 @transaction.atomic
 def vault_release(*, actor: Actor, vault: Vault, kind: HoldKind) -> Vault:
     """Lift a hold set by ``vault_hold``."""
-    vault = _locked_vault(vault.pk)
-    _refuse_registry_lock(vault, actor)
-    if not getattr(vault, kind):
-        raise Conflict(ErrorCode.NOT_HELD, f"This vault has no {kind}.")
-    now = timezone.now()
-    setattr(vault, kind, False)
-    entry = append_log(LogKind.VAULT_RELEASED, _log_payload(vault, hold=str(kind)), at=now)
-    vault.last_log_index = entry.sequence
-    vault.save(update_fields=[kind, "last_log_index"])
-    record_audit(actor, f"vault:{kind}_released", vault, at=now, log_entry=entry)
-    return vault
+    return _set_hold(actor, vault, kind, False)
 
 
 @transaction.atomic
