@@ -8,6 +8,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.db import connection
+from django.test import Client
 
 from directory import checkpoints, selectors, tree
 from directory.client import cli
@@ -268,3 +269,40 @@ def test_over_real_http_with_checkpoints_published_by_the_writes(live_server, tm
     assert f"{vault.number}: deliverable" in out.getvalue()
     mirror = ["--mirror", str(tmp_path / "m.sqlite3")]
     assert cli.main([*base, *mirror, "mirror", "sync"], out=out, err=err) == 0, err.getvalue()
+
+
+def test_offline_resolve_of_the_whole_demo_agrees_with_the_online_routing_plan(
+    client_cli, tmp_path, issuer
+):
+    # given the full demo federation (10,000 vaults) mirrored through the tiles
+    call_command("load_demo", stdout=StringIO())
+    checkpoints.publish()
+    code, _out, err = client_cli("mirror", "sync")
+    assert code == 0, err
+    numbers = sorted(Vault.objects.values_list("number", flat=True))
+    assert len(numbers) == 10_000
+    path = tmp_path / "numbers.txt"
+    path.write_text("\n".join(numbers) + "\n")
+    # when they are resolved offline, and sent online as one routing plan
+    code, out, err = client_cli("mirror", "resolve", str(path), transport=_offline)
+    assert code == 0, err
+    offline = {a["number"]: a for a in map(json.loads, out.splitlines())}
+    api = Client()
+    plan = api.post(
+        "/api/v1/routing-plans",
+        data="\n".join(numbers),
+        content_type="text/plain",
+        HTTP_AUTHORIZATION=f"Bearer {client_cli.token}",
+    ).json()
+    # then both say the same for every number: where it routes, or why it cannot be delivered
+    routed = {n: g["provider"]["id"] for g in plan["groups"] for n in g["numbers"]}
+    refused = {item["number"]: item["reason"] for item in plan["unroutable"]}
+    assert len(routed) + len(refused) == 10_000
+    for number in numbers:
+        answer = offline[number]
+        if number in routed:
+            assert answer["deliverable"] is True, number
+            assert answer["provider"]["id"] == routed[number], number
+        else:
+            assert answer["deliverable"] is False, number
+            assert answer["reasons"][0] == refused[number], number
