@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import base64
 import functools
-import json
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from django.conf import settings
 from joserfc import jws
 from joserfc.jwk import OKPKey
@@ -51,7 +51,7 @@ def sign_receipt(payload: dict[str, Any]) -> str:
         **payload,
     }
     header = {"alg": ALG, "kid": key.kid, "typ": TYP}
-    body = json.dumps(claims, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+    body = orjson.dumps(claims, default=str, option=orjson.OPT_NON_STR_KEYS)
     return jws.serialize_compact(header, body, _jwk(key), algorithms=[ALG])
 
 
