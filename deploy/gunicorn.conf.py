@@ -19,3 +19,15 @@ errorlog = "-"
 # Request lines and headers are bounded; bodies are bounded by the API (413).
 limit_request_line = 8190
 limit_request_fields = 100
+
+
+def on_starting(server):
+    """Refuse to start without the signing keys: every lookup would otherwise answer 500."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
+    django.setup()
+    from directory import keys
+
+    for purpose in keys.Purpose:
+        keys.signing_key(purpose)  # ImproperlyConfigured: run `manage.py generate_keys`
