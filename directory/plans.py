@@ -1,7 +1,7 @@
 """Routing plans: a whole statement run resolved in one call, grouped by provider.
 
 The numbers are read and checked in Python once each (fast path, see registry.numbers), resolved
-with one grouped query (directory.selectors.resolve_groups, shared with the single lookup), and
+with one set-based query (directory.selectors.resolve_groups, shared with the single lookup), and
 answered as JSON or NDJSON built with orjson. The plan's record keeps counts and the SHA-256 of
 the request and answer bytes, so an issuer can later prove what the registry answered.
 """

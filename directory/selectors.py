@@ -1,10 +1,12 @@
 """Resolve vault numbers to their routing: one number or 100,000, through one path.
 
 The single lookup and the routing plan both call ``resolve_groups``, so they can never disagree:
-one set-based query groups the vaults asked by provider and state (PostgreSQL ``= ANY``, SQLite
-``json_each``), then ``reasons_for`` decides deliverability once per group, not once per vault.
-Providers' endpoints and certificates come from a per-process cache keyed by the provider's last
-log position, which every routing-relevant provider change moves (see registry.services).
+one set-based query reads the vaults asked with their provider's status and log position (one
+row each; see ``_rows_sql`` for the three shapes of that query), the rows are grouped by provider
+and state in Python, and ``reasons_for`` decides deliverability once per group, not per vault.
+Providers' identity, endpoints and certificates come from a per-process cache keyed by the
+provider's last log position, which every routing-relevant provider change moves (see
+registry.services).
 """
 
 from __future__ import annotations

@@ -364,13 +364,18 @@ def _lock(transfer: Transfer) -> tuple[Transfer, Vault]:
     return Transfer.objects.select_for_update().get(pk=transfer.pk), vault
 
 
-def _require_pending(transfer: Transfer, now: datetime) -> None:
+def _require_pending_state(transfer: Transfer) -> None:
     if not transfer.is_pending:
         raise Conflict(
             ErrorCode.INVALID_TRANSFER_STATE,
             f"This transfer is {transfer.state}, not pending.",
             extra={"state": transfer.state},
         )
+
+
+def _require_pending(transfer: Transfer, now: datetime) -> None:
+    """Pending and still before its deadline: what the providers' own actions need."""
+    _require_pending_state(transfer)
     if transfer.deadline <= now:
         raise Conflict(
             ErrorCode.TRANSFER_DEADLINE_PASSED,
@@ -595,12 +600,7 @@ def transfer_server_cancel(
     reason = _required_text(reason, "reason", 2000)
     now = now or timezone.now()
     transfer, vault = _lock(transfer)
-    if not transfer.is_pending:
-        raise Conflict(
-            ErrorCode.INVALID_TRANSFER_STATE,
-            f"This transfer is {transfer.state}, not pending.",
-            extra={"state": transfer.state},
-        )
+    _require_pending_state(transfer)  # an admin may act past the deadline
     return _end(
         transfer,
         vault,
@@ -620,12 +620,7 @@ def transfer_server_approve(
     reason = _required_text(reason, "reason", 2000)
     now = now or timezone.now()
     transfer, vault = _lock(transfer)
-    if not transfer.is_pending:
-        raise Conflict(
-            ErrorCode.INVALID_TRANSFER_STATE,
-            f"This transfer is {transfer.state}, not pending.",
-            extra={"state": transfer.state},
-        )
+    _require_pending_state(transfer)  # an admin may act past the deadline
     if not Provider.objects.filter(
         pk=transfer.gaining_provider_id, status=OrganisationStatus.ACTIVE
     ).exists():
