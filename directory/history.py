@@ -19,6 +19,12 @@ from registry.errors import ErrorCode, InvalidInput
 from registry.models import LogEntry, LogKind, Provider, ProviderStatusChange, VaultStatus
 
 
+def at_parameter(request) -> str | None:
+    """The raw ``at`` of a request; its query string is parsed only if there is one (most
+    lookups have none)."""
+    return request.GET.get("at") if request.META.get("QUERY_STRING") else None
+
+
 def parse_at(raw: str | None) -> datetime | None:
     """The ``at`` query parameter: an ISO 8601 time with a UTC offset; None when absent."""
     if not raw:

@@ -170,7 +170,7 @@ def _load(directory: str, purpose: Purpose) -> SigningKey:
 
 def signing_key(purpose: Purpose) -> SigningKey:
     """The current key of ``purpose``, loaded once per process and key directory."""
-    return _load(str(_key_dir()), purpose)
+    return _load(str(settings.VAULT_KEY_DIR), purpose)  # no Path built: called per lookup
 
 
 def public_manifest() -> dict[str, list[dict[str, Any]]]:

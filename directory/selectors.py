@@ -11,6 +11,7 @@ registry.services).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import uuid
@@ -306,26 +307,30 @@ _STATE_COLUMNS = (
 SMALL_SET = 1000
 
 
-def _rows_sql(vendor: str, with_log_index: bool, count: int) -> str:
+@functools.lru_cache(maxsize=16)
+def _rows_sql(vendor: str, with_log_index: bool, shape: str) -> str:
+    """The row query; ``shape`` is ``one`` (a single number), ``any`` (up to SMALL_SET) or
+    ``probe`` (more)."""
     vault, provider = Vault._meta.db_table, Provider._meta.db_table
-    detail = ", v.last_log_index, v.transferred_at" if with_log_index else ""
-    if count == 1:  # the single lookup: the cheapest statement to plan and to run
-        return (
-            f"SELECT v.number, v.provider_id, {_STATE_COLUMNS}{detail} "  # noqa: S608
-            f"FROM {vault} v JOIN {provider} p ON p.id = v.provider_id WHERE v.number = %s"
-        )
     if vendor != "postgresql":
+        detail = ", v.last_log_index, v.transferred_at" if with_log_index else ""
+        where = "= %s" if shape == "one" else "IN (SELECT value FROM json_each(%s))"
         return (
             f"SELECT v.number, v.provider_id, {_STATE_COLUMNS}{detail} "  # noqa: S608
-            f"FROM {vault} v JOIN {provider} p ON p.id = v.provider_id "
-            f"WHERE v.number IN (SELECT value FROM json_each(%s))"
+            f"FROM {vault} v JOIN {provider} p ON p.id = v.provider_id WHERE v.number {where}"
         )
-    # Provider ids come as text, cheaper to decode than 100,000 UUID objects.
+    # Provider ids come as text, cheaper to decode than UUID objects; the time of the last move
+    # as epoch seconds, cheaper to load than a timestamptz (whose loader Django re-creates for
+    # every cursor).
+    detail = (
+        ", v.last_log_index, extract(epoch FROM v.transferred_at)::float8" if with_log_index else ""
+    )
     columns = f"v.number, v.provider_id::text, {_STATE_COLUMNS}{detail}"
-    if count <= SMALL_SET:
+    if shape != "probe":  # one number, or a few: a plain index scan
+        where = "= %s" if shape == "one" else "= ANY(%s)"
         return (
             f"SELECT {columns} FROM {vault} v "  # noqa: S608
-            f"JOIN {provider} p ON p.id = v.provider_id WHERE v.number = ANY(%s)"
+            f"JOIN {provider} p ON p.id = v.provider_id WHERE v.number {where}"
         )
     # Many numbers: sent as one comma-separated text (psycopg would adapt a 100,000-item list
     # in Python), and probed one by one on the primary key (LIMIT 1 keeps the planner from
@@ -343,10 +348,13 @@ def _uuid_text(value: Any) -> str:
     return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
 
 
-def _sqlite_datetime(value: datetime | str | None) -> datetime | None:
-    # Django keeps aware datetimes in SQLite as naive UTC (text, or parsed by its converters).
-    if not value:
+def _moved_at(value: float | datetime | str | None) -> datetime | None:
+    # PostgreSQL sends epoch seconds; Django keeps aware datetimes in SQLite as naive UTC (text,
+    # or parsed by its converters).
+    if value is None or value == "":
         return None
+    if isinstance(value, float):
+        return datetime.fromtimestamp(value, UTC)
     moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
@@ -377,16 +385,17 @@ def resolve_groups(
     if not numbers:
         return []
     vendor = connection.vendor
+    postgresql = vendor == "postgresql"
     if len(numbers) == 1:
-        param: Any = next(iter(numbers))
-    elif vendor != "postgresql":
-        param = json.dumps(list(numbers))
+        shape, param = "one", next(iter(numbers))
+    elif not postgresql:
+        shape, param = "any", json.dumps(list(numbers))
     elif len(numbers) <= SMALL_SET:
-        param = list(numbers)
-    else:
-        param = ",".join(sorted(numbers))  # sorted: the probes walk the index in order
+        shape, param = "any", list(numbers)
+    else:  # sorted: the probes walk the index in order
+        shape, param = "probe", ",".join(sorted(numbers))
     with connection.cursor() as cursor:
-        cursor.execute(_rows_sql(vendor, with_log_index, len(numbers)), [param])
+        cursor.execute(_rows_sql(vendor, with_log_index, shape), [param])
         rows = cursor.fetchall()
     grouped: dict[tuple[Any, ...], list[Any]] = {}
     for row in rows:
@@ -397,9 +406,9 @@ def resolve_groups(
         members[0].append(row[0])
         if with_log_index:
             members[1].append(row[10])
-            members[2].append(_sqlite_datetime(row[11]) if vendor != "postgresql" else row[11])
+            members[2].append(_moved_at(row[11]))
     # PostgreSQL sends provider ids as text, SQLite as 32 hex digits: key on the canonical form.
-    pids = {key[0]: _uuid_text(key[0]) for key in grouped}
+    pids = {key[0]: key[0] if postgresql else _uuid_text(key[0]) for key in grouped}
     routes = provider_routes({(pids[key[0]], key[1], key[2]) for key in grouped}, at)
     providers: dict[str, ProviderRoute] = {}
     groups = []

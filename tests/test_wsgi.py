@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import json
+import time
 from io import BytesIO
+from unittest import mock
 
 import pytest
 from django.core.signals import request_finished, request_started
-from django.db import close_old_connections
+from django.db import DEFAULT_DB_ALIAS, close_old_connections, connections
 
 from registry import numbers
-from registry.wsgi import application
+from registry.wsgi import LookupFastPath, application
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
 
 
-def call(path: str, *, token: str | None = None, method: str = "GET", host: str = "localhost"):
+def call(
+    path: str,
+    *,
+    token: str | None = None,
+    method: str = "GET",
+    host: str = "localhost",
+    keep_connection: bool = True,
+):
     """One request through registry.wsgi.application, as gunicorn would send it."""
     environ = {
         "REQUEST_METHOD": method,
@@ -36,16 +45,24 @@ def call(path: str, *, token: str | None = None, method: str = "GET", host: str 
     def start_response(status, headers):
         started["status"], started["headers"] = int(status.split()[0]), dict(headers)
 
-    # As Django's test client does: the test's transaction must survive the request signals.
-    request_started.disconnect(close_old_connections)
-    request_finished.disconnect(close_old_connections)
+    # As Django's test client does: the test's transaction must survive the request signals
+    # (full stack) and the short path's own connection housekeeping.
+    if keep_connection:
+        request_started.disconnect(close_old_connections)
+        request_finished.disconnect(close_old_connections)
+    keep = mock.patch.object(LookupFastPath, "close_unusable_connection", staticmethod(lambda: 0))
     try:
+        if keep_connection:
+            keep.start()
         response = application(environ, start_response)
         body = b"".join(response)
-        response.close()
+        if hasattr(response, "close"):
+            response.close()
     finally:
-        request_started.connect(close_old_connections)
-        request_finished.connect(close_old_connections)
+        if keep_connection:
+            keep.stop()
+            request_started.connect(close_old_connections)
+            request_finished.connect(close_old_connections)
     return started["status"], started["headers"], body
 
 
@@ -76,6 +93,23 @@ def test_short_path_answers_as_the_full_stack(case, issuer, vault, lookup_client
     assert json.loads(body)["receipt"].count(".") == 2  # signed on the short path too
     assert headers["X-Content-Type-Options"] == "nosniff"
     assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Content-Length"] == str(len(body))  # as CommonMiddleware: never chunked
+
+
+@pytest.mark.django_db(transaction=True)
+def test_short_path_closes_an_obsolete_connection_as_django_does(issuer, vault):
+    """A connection that outlived CONN_MAX_AGE is closed, as Django's request signals would,
+    though the short path does not send them."""
+    token = make_token(issuer)[1]
+    wrapper = connections[DEFAULT_DB_ALIAS]
+    wrapper.ensure_connection()
+    wrapper.close_at = time.monotonic() - 1
+    with mock.patch.object(wrapper, "close", wraps=wrapper.close) as close:
+        status, _headers, _body = call(
+            f"/api/v1/vaults/{vault.number}", token=token, keep_connection=False
+        )
+    assert status == 200
+    assert close.called
 
 
 def test_short_path_accepts_the_display_form(issuer, vault):

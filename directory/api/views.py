@@ -63,7 +63,7 @@ class VaultLookupApi(APIView):
     @receipts.signed_lookup  # every answer, refusals included, carries a signed receipt
     def get(self, request, number):
         parsed = parse_number(number)
-        at = history.parse_at(request.GET.get("at"))
+        at = history.parse_at(history.at_parameter(request))
         if at is not None:
             resolution = history.resolve_at(parsed.value, at)
         else:

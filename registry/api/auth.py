@@ -9,7 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 from rest_framework import exceptions
-from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
 from registry.errors import ErrorCode
@@ -82,7 +82,11 @@ class BearerTokenAuthentication(BaseAuthentication):
     keyword = b"bearer"
 
     def authenticate(self, request):
-        header = get_authorization_header(request).split()
+        # Straight from META: ``request.headers`` would build a mapping of every header first.
+        header = request.META.get("HTTP_AUTHORIZATION", b"")
+        if isinstance(header, str):
+            header = header.encode("iso-8859-1")
+        header = header.split()
         if not header or header[0].lower() != self.keyword:
             return None
         if len(header) != 2:
