@@ -129,11 +129,10 @@ def build_plan(asked: list[str]) -> Plan:
         {"number": raw, "reason": reason} for raw, reason in invalid.items()
     ]
     by_reason: Counter[str] = Counter(item["reason"] for item in unroutable)
-    valid = [n for n in counts if n not in invalid]
+    valid = [n for n in counts if n not in invalid] if invalid else list(counts)
     groups: dict[str, dict[str, Any]] = {}
-    found: set[str] = set()
-    for group in resolve_groups(valid):
-        found.update(group.numbers)
+    resolved = resolve_groups(valid)
+    for group in resolved.groups:
         if group.reasons:
             reason = str(group.reasons[0])
             by_reason[reason] += len(group.numbers)
@@ -149,10 +148,10 @@ def build_plan(asked: list[str]) -> Plan:
                 "numbers": [],
             }
         entry["numbers"].extend(group.numbers)
-    unknown = [n for n in valid if n not in found]
-    unroutable.extend({"number": n, "reason": str(Reason.UNKNOWN)} for n in unknown)
-    if unknown:
-        by_reason[Reason.UNKNOWN] = len(unknown)
+    unroutable.extend({"number": n, "reason": str(Reason.UNKNOWN)} for n in resolved.unknown)
+    if resolved.unknown:
+        by_reason[Reason.UNKNOWN] = len(resolved.unknown)
+    unroutable.sort(key=lambda item: (item["reason"], item["number"]))
     for entry in groups.values():
         entry["numbers"].sort()
         entry["count"] = len(entry["numbers"])

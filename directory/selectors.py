@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -296,21 +296,28 @@ def provider_routes(
 
 # One row per vault found: the provider's status and log position (the cache key of its route),
 # then the vault's state; its log position and last move only for one-by-one answers.
-_STATE_COLUMNS = (
-    "p.status, p.last_log_index, v.status, v.client_hold, v.server_hold, "
-    "v.client_transfer_prohibited, v.registry_lock, v.pending_transfer"
+_VAULT_STATE = (
+    "status",
+    "client_hold",
+    "server_hold",
+    "client_transfer_prohibited",
+    "registry_lock",
+    "pending_transfer",
 )
+_STATE_COLUMNS = "p.status, p.last_log_index, " + ", ".join(f"v.{c}" for c in _VAULT_STATE)
 
 
 # Up to this many numbers, PostgreSQL resolves them with a plain ``= ANY(array)`` (an index scan,
-# cheapest for a lookup); above, with one primary-key probe per number (see _rows_sql).
+# cheapest for a lookup); above, with one primary-key probe per number, grouped by the database
+# (see _rows_sql). One-by-one answers (``resolve``) always take the first way: they are for a
+# few numbers.
 SMALL_SET = 1000
 
 
 @functools.lru_cache(maxsize=16)
 def _rows_sql(vendor: str, with_log_index: bool, shape: str) -> str:
-    """The row query; ``shape`` is ``one`` (a single number), ``any`` (up to SMALL_SET) or
-    ``probe`` (more)."""
+    """The query of ``shape``: ``one`` number or ``any`` of a few (one row per vault found), or a
+    ``probe`` of many (one row per group: routing plans on PostgreSQL)."""
     vault, provider = Vault._meta.db_table, Provider._meta.db_table
     if vendor != "postgresql":
         detail = ", v.last_log_index, v.transferred_at" if with_log_index else ""
@@ -335,12 +342,17 @@ def _rows_sql(vendor: str, with_log_index: bool, shape: str) -> str:
     # Many numbers: sent as one comma-separated text (psycopg would adapt a 100,000-item list
     # in Python), and probed one by one on the primary key (LIMIT 1 keeps the planner from
     # turning the join into a scan of the whole table): the cost follows the numbers asked,
-    # not the size of the registry.
+    # not the size of the registry. The database groups them by provider and state, so a few
+    # hundred rows come back instead of one per number; unknown numbers form the group whose
+    # provider is NULL.
+    state = ", ".join(f"v.{column}" for column in _VAULT_STATE)
     return (
-        f"SELECT {columns} "  # noqa: S608
-        f"FROM unnest(string_to_array(%s, ',')) AS q(number) CROSS JOIN LATERAL "
-        f"(SELECT * FROM {vault} x WHERE x.number = q.number LIMIT 1) v "
-        f"JOIN {provider} p ON p.id = v.provider_id"
+        f"SELECT g.provider_id::text, p.status, p.last_log_index, "  # noqa: S608
+        f"{state.replace('v.', 'g.')}, g.numbers FROM ("
+        f"SELECT v.provider_id, {state}, string_agg(q.number, ',') AS numbers "
+        f"FROM unnest(string_to_array(%s, ',')) AS q(number) LEFT JOIN LATERAL "
+        f"(SELECT * FROM {vault} x WHERE x.number = q.number LIMIT 1) v ON true "
+        f"GROUP BY v.provider_id, {state}) g LEFT JOIN {provider} p ON p.id = g.provider_id"
     )
 
 
@@ -373,24 +385,30 @@ def _settle_overdue_transfers(groups: list[Group]) -> bool:
     return transfer_settle_overdue(vault_numbers=pending) > 0
 
 
+class Resolved(NamedTuple):
+    groups: list[Group]
+    unknown: list[str]  # the numbers no vault has, sorted
+
+
 def resolve_groups(
     numbers: Sequence[str], *, with_log_index: bool = False, at: datetime | None = None
-) -> list[Group]:
-    """Resolve normalised, distinct numbers; unknown ones are in no group.
+) -> Resolved:
+    """Resolve normalised, distinct numbers into groups, and the unknown ones.
 
     One query for the vaults, plus three for the providers whose routes are not cached. Vaults
-    are grouped by provider and state in Python, so deliverability is decided once per group.
-    The state at ``at`` is today's vault state with the endpoints and certificates of then.
+    are grouped by provider and state (by the database for large sets on PostgreSQL, else here),
+    so deliverability is decided once per group. The state at ``at`` is today's vault state with
+    the endpoints and certificates of then.
     """
     if not numbers:
-        return []
+        return Resolved([], [])
     vendor = connection.vendor
     postgresql = vendor == "postgresql"
     if len(numbers) == 1:
         shape, param = "one", next(iter(numbers))
     elif not postgresql:
         shape, param = "any", json.dumps(list(numbers))
-    elif len(numbers) <= SMALL_SET:
+    elif len(numbers) <= SMALL_SET or with_log_index:
         shape, param = "any", list(numbers)
     else:  # sorted: the probes walk the index in order
         shape, param = "probe", ",".join(sorted(numbers))
@@ -398,15 +416,27 @@ def resolve_groups(
         cursor.execute(_rows_sql(vendor, with_log_index, shape), [param])
         rows = cursor.fetchall()
     grouped: dict[tuple[Any, ...], list[Any]] = {}
-    for row in rows:
-        key = row[1:10]
-        members = grouped.get(key)
-        if members is None:
-            members = grouped[key] = [[], [], []]
-        members[0].append(row[0])
-        if with_log_index:
-            members[1].append(row[10])
-            members[2].append(_moved_at(row[11]))
+    unknown: list[str] = []
+    if shape == "probe":  # one row per group, its numbers joined by commas
+        for row in rows:
+            if row[0] is None:
+                unknown = row[9].split(",")
+            else:
+                grouped[row[:9]] = [row[9].split(","), [], []]
+    else:
+        for row in rows:
+            key = row[1:10]
+            members = grouped.get(key)
+            if members is None:
+                members = grouped[key] = [[], [], []]
+            members[0].append(row[0])
+            if with_log_index:
+                members[1].append(row[10])
+                members[2].append(_moved_at(row[11]))
+        if len(rows) < len(numbers):
+            found = {row[0] for row in rows}
+            unknown = [number for number in numbers if number not in found]
+    unknown.sort()
     # PostgreSQL sends provider ids as text, SQLite as 32 hex digits: key on the canonical form.
     pids = {key[0]: key[0] if postgresql else _uuid_text(key[0]) for key in grouped}
     routes = provider_routes({(pids[key[0]], key[1], key[2]) for key in grouped}, at)
@@ -439,7 +469,7 @@ def resolve_groups(
         )
     if _settle_overdue_transfers(groups):  # an overdue transfer is applied when read (issue 5)
         return resolve_groups(numbers, with_log_index=with_log_index, at=at)
-    return groups
+    return Resolved(groups, unknown)
 
 
 def previous_providers(numbers: list[str]) -> dict[str, dict[str, Any]]:
@@ -474,7 +504,7 @@ def resolve(numbers: Iterable[str], at: datetime | None = None) -> dict[str, Res
     """
     now = at or timezone.now()
     since = now - timedelta(days=settings.TRANSFER_GRACE_DAYS)
-    groups = resolve_groups(list(set(numbers)), with_log_index=True, at=at)
+    groups = resolve_groups(list(set(numbers)), with_log_index=True, at=at).groups
     recently_moved = [
         number
         for group in groups
