@@ -99,7 +99,8 @@ def vaults(target: int, provider_ids: list[str]) -> None:
             if written % 500_000 == 0:
                 print(f"  {written:,} vaults written", file=sys.stderr, flush=True)
     with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Vault._meta.db_table}")
+        # As autovacuum would in a live registry: statistics, visibility map and hint bits.
+        cursor.execute(f"VACUUM (ANALYZE) {Vault._meta.db_table}")
 
 
 def main() -> None:
