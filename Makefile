@@ -34,6 +34,7 @@ run: install var/secret_key
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	mkdir -p var  # the SQLite default lives there; makemigrations opens it to check its history
 	$(TEST_ENV) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(TEST_ENV) $(BIN)/python -m pytest
 
