@@ -106,7 +106,6 @@ class TransferState(models.TextChoices):
     SERVER_CANCELLED = "server_cancelled", _("cancelled by the registry")
 
 
-APPROVED_STATES = (TransferState.CLIENT_APPROVED, TransferState.SERVER_APPROVED)
 
 
 class RejectionReason(models.TextChoices):

@@ -14,8 +14,8 @@ from django.db import connection, models, transaction
 
 from directory import checkpoints, tree
 from directory.models import VaultLogRef
-from registry.errors import Conflict, ErrorCode
-from registry.models import ApiToken, AuditEvent, LogEntry, LogHead, Provider
+from registry.errors import Conflict, ErrorCode, Gone, NotFound
+from registry.models import ApiToken, AuditEvent, LogEntry, LogHead, Provider, Vault, VaultStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +57,22 @@ def lock_active_provider(provider: Provider) -> Provider:
             ErrorCode.PROVIDER_NOT_ACTIVE, f"The provider is {provider.status}, not active."
         )
     return provider
+
+
+def lock_open_vault(number: str) -> Vault:
+    """Read vault ``number`` under a row lock for a change; 404 if none has it, 410 if closed."""
+    vault = Vault.objects.select_for_update().filter(pk=number).first()
+    if vault is None:
+        raise NotFound(ErrorCode.VAULT_NOT_FOUND, "No vault has this number.")
+    if vault.status == VaultStatus.CLOSED:
+        raise Gone(ErrorCode.VAULT_CLOSED, "This vault is closed.")
+    return vault
+
+
+def refuse_registry_lock(vault: Vault, actor: Actor) -> None:
+    """``registry_lock`` blocks every change a provider asks for; only federation admins act."""
+    if vault.registry_lock and actor.user is None:
+        raise Conflict(ErrorCode.REGISTRY_LOCKED, "This vault is locked by the registry.")
 
 
 def timestamp(moment: datetime) -> str:

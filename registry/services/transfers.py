@@ -18,7 +18,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from registry import transfer_codes, workdays
@@ -27,7 +26,6 @@ from registry.errors import (
     DomainError,
     ErrorCode,
     Forbidden,
-    Gone,
     InvalidInput,
     NotFound,
 )
@@ -44,9 +42,15 @@ from registry.models import (
     TransferSide,
     TransferState,
     Vault,
-    VaultStatus,
 )
-from registry.services.common import Actor, append_log, record_audit, timestamp
+from registry.services.common import (
+    Actor,
+    append_log,
+    lock_open_vault,
+    record_audit,
+    refuse_registry_lock,
+    timestamp,
+)
 from registry.services.messages import message_enqueue
 
 DEADLINE_ACTOR = Actor.system("transfer-deadline")
@@ -73,18 +77,8 @@ def transfer_deadline(requested_at: datetime) -> datetime:
     )
 
 
-def _open_vault(number: str, *, for_update: bool = True) -> Vault:
-    queryset = Vault.objects.select_for_update() if for_update else Vault.objects
-    vault = queryset.filter(pk=number).first()
-    if vault is None:
-        raise NotFound(ErrorCode.VAULT_NOT_FOUND, "No vault has this number.")
-    if vault.status == VaultStatus.CLOSED:
-        raise Gone(ErrorCode.VAULT_CLOSED, "This vault is closed.")
-    return vault
-
-
 def _hosted_vault(provider: Provider, number: str) -> Vault:
-    vault = _open_vault(number)
+    vault = lock_open_vault(number)
     if vault.provider_id != provider.pk:
         raise NotFound(ErrorCode.VAULT_NOT_FOUND, "You host no vault with this number.")
     return vault
@@ -122,8 +116,7 @@ def transfer_code_issue(
     """
     now = now or timezone.now()
     vault = _hosted_vault(provider, vault.pk)
-    if vault.registry_lock:
-        raise Conflict(ErrorCode.REGISTRY_LOCKED, "This vault is locked by the registry.")
+    refuse_registry_lock(vault, actor)
     void_transfer_codes(vault, reason=CodeVoidReason.REPLACED, at=now)
     value = transfer_codes.generate()
     salt = transfer_codes.new_salt()
@@ -197,7 +190,7 @@ def _refusal_for_vault(vault: Vault, gaining: Provider, now: datetime) -> Domain
         )
     if vault.client_hold or vault.server_hold:
         return Conflict(ErrorCode.VAULT_ON_HOLD, "This vault is on hold.")
-    if vault.pending_transfer or Transfer.objects.pending().filter(vault=vault).exists():
+    if vault.pending_transfer:  # kept with the pending transfer; the constraint backs it
         return Conflict(
             ErrorCode.TRANSFER_ALREADY_PENDING, "A transfer of this vault is already pending."
         )
@@ -267,7 +260,7 @@ def _request(
         return Conflict(
             ErrorCode.GAINING_PROVIDER_NOT_ACTIVE, f"Your organisation is {gaining.status}."
         )
-    vault = _open_vault(number)
+    vault = lock_open_vault(number)
     refusal = _refusal_for_vault(vault, gaining, now)
     if refusal is not None:
         return refusal
@@ -288,10 +281,10 @@ def _request(
     try:
         with transaction.atomic():
             transfer.save(force_insert=True)
-    except IntegrityError:  # the partial unique constraint: another request won the race
-        return Conflict(
+    except IntegrityError:  # the partial unique constraint: the flag disagreed with the table
+        raise Conflict(  # raised, not returned: the code must not be spent
             ErrorCode.TRANSFER_ALREADY_PENDING, "A transfer of this vault is already pending."
-        )
+        ) from None
     vault.pending_transfer = True
     entry = append_log(
         LogKind.TRANSFER_REQUESTED,
@@ -353,6 +346,19 @@ def transfer_request(
 
 
 # --- Outcomes -------------------------------------------------------------------------------------
+
+
+def _gaining_is_active(transfer: Transfer) -> bool:
+    return Provider.objects.filter(
+        pk=transfer.gaining_provider_id, status=OrganisationStatus.ACTIVE
+    ).exists()
+
+
+def _require_gaining_active(transfer: Transfer) -> None:
+    if not _gaining_is_active(transfer):
+        raise Conflict(
+            ErrorCode.GAINING_PROVIDER_NOT_ACTIVE, "The gaining provider is no longer active."
+        )
 
 
 def _lock(transfer: Transfer) -> tuple[Transfer, Vault]:
@@ -539,12 +545,7 @@ def transfer_approve(
     transfer, vault = _lock(transfer)
     _require_side(transfer, provider, TransferSide.LOSING)
     _require_pending(transfer, now)
-    if not Provider.objects.filter(
-        pk=transfer.gaining_provider_id, status=OrganisationStatus.ACTIVE
-    ).exists():
-        raise Conflict(
-            ErrorCode.GAINING_PROVIDER_NOT_ACTIVE, "The gaining provider is no longer active."
-        )
+    _require_gaining_active(transfer)
     return _complete(transfer, vault, TransferState.CLIENT_APPROVED, actor=actor, now=now)
 
 
@@ -621,12 +622,7 @@ def transfer_server_approve(
     now = now or timezone.now()
     transfer, vault = _lock(transfer)
     _require_pending_state(transfer)  # an admin may act past the deadline
-    if not Provider.objects.filter(
-        pk=transfer.gaining_provider_id, status=OrganisationStatus.ACTIVE
-    ).exists():
-        raise Conflict(
-            ErrorCode.GAINING_PROVIDER_NOT_ACTIVE, "The gaining provider is no longer active."
-        )
+    _require_gaining_active(transfer)
     return _complete(
         transfer, vault, TransferState.SERVER_APPROVED, actor=actor, now=now, note=reason
     )
@@ -644,9 +640,7 @@ def transfer_settle(
     transfer, vault = _lock(transfer)
     if not transfer.is_pending or transfer.deadline > now:
         return None
-    if not Provider.objects.filter(
-        pk=transfer.gaining_provider_id, status=OrganisationStatus.ACTIVE
-    ).exists():
+    if not _gaining_is_active(transfer):
         return _end(
             transfer,
             vault,
@@ -676,7 +670,7 @@ def transfer_settle_overdue(
     now = now or timezone.now()
     due = Transfer.objects.overdue(now)
     if provider is not None:
-        due = due.filter(Q(gaining_provider=provider) | Q(losing_provider=provider))
+        due = due.involving(provider)
     if vault_numbers is not None:
         due = due.filter(vault_id__in=vault_numbers)
     if transfer_ids is not None:
@@ -728,7 +722,7 @@ def vault_set_registry_lock(
         )
     reason = _required_text(reason, "reason", 2000)
     now = now or timezone.now()
-    vault = _open_vault(vault.pk)
+    vault = lock_open_vault(vault.pk)
     if vault.registry_lock == locked:
         raise Conflict(
             ErrorCode.ALREADY_LOCKED if locked else ErrorCode.NOT_LOCKED,
@@ -761,8 +755,7 @@ def vault_set_transfer_prohibited(
     """
     now = now or timezone.now()
     vault = _hosted_vault(provider, vault.pk)
-    if vault.registry_lock:
-        raise Conflict(ErrorCode.REGISTRY_LOCKED, "This vault is locked by the registry.")
+    refuse_registry_lock(vault, actor)
     if vault.client_transfer_prohibited == prohibited:
         raise Conflict(
             ErrorCode.ALREADY_TRANSFER_PROHIBITED

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from registry import numbers
-from registry.errors import Conflict, ErrorCode, Gone, InvalidInput
+from registry.errors import Conflict, ErrorCode, InvalidInput
 from registry.models import (
     CodeVoidReason,
     LogKind,
@@ -24,7 +24,9 @@ from registry.services.common import (
     append_log,
     append_log_many,
     lock_active_provider,
+    lock_open_vault,
     record_audit,
+    refuse_registry_lock,
 )
 
 MAX_BATCH = 10_000
@@ -100,22 +102,9 @@ def vault_allocate_many(*, actor: Actor, provider: Provider, count: int) -> list
     return vaults
 
 
-def _locked_vault(number: str) -> Vault:
-    vault = Vault.objects.select_for_update().get(pk=number)
-    if vault.status == VaultStatus.CLOSED:
-        raise Gone(ErrorCode.VAULT_CLOSED, "This vault is closed.")
-    return vault
-
-
-def _refuse_registry_lock(vault: Vault, actor: Actor) -> None:
-    # registry_lock blocks every change a provider asks for; only federation admins act.
-    if vault.registry_lock and actor.user is None:
-        raise Conflict(ErrorCode.REGISTRY_LOCKED, "This vault is locked by the registry.")
-
-
 def _set_hold(actor: Actor, vault: Vault, kind: HoldKind, held: bool) -> Vault:
-    vault = _locked_vault(vault.pk)
-    _refuse_registry_lock(vault, actor)
+    vault = lock_open_vault(vault.pk)
+    refuse_registry_lock(vault, actor)
     if getattr(vault, kind) == held:
         code, state = (
             (ErrorCode.ALREADY_HELD, "already has") if held else (ErrorCode.NOT_HELD, "has no")
@@ -150,8 +139,8 @@ def vault_close(*, actor: Actor, vault: Vault) -> Vault:
 
     A pending transfer ends ``server_cancelled`` and the vault's transfer code is voided.
     """
-    vault = _locked_vault(vault.pk)
-    _refuse_registry_lock(vault, actor)
+    vault = lock_open_vault(vault.pk)
+    refuse_registry_lock(vault, actor)
     now = timezone.now()
     transfers.cancel_pending_transfer(
         vault, actor=actor, cause=ServerCancelCause.VAULT_CLOSED, at=now

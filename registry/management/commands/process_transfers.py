@@ -25,17 +25,8 @@ class Command(BaseCommand):
         due = Transfer.objects.overdue(now).count()
         self.stdout.write(f"{due} transfer(s) past their deadline")
         settled = 0
-        while True:
-            batch = list(
-                Transfer.objects.overdue(now)
-                .order_by("deadline", "id")
-                .values_list("pk", flat=True)[:BATCH]
-            )
-            if not batch:
-                break
-            # Each one in its own transaction; one settled meanwhile by another run is skipped.
-            settled += transfer_settle_overdue(actor=actor, now=now, transfer_ids=batch)
+        # Each one in its own transaction; one settled meanwhile by another run is skipped.
+        while done := transfer_settle_overdue(actor=actor, now=now, limit=BATCH):
+            settled += done
             self.stdout.write(f"  settled {settled}/{due}")
-            if len(batch) < BATCH:
-                break
         self.stdout.write(self.style.SUCCESS(f"Settled {settled} transfer(s)."))
