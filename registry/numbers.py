@@ -27,8 +27,9 @@ _COUNTRY = re.compile(r"[A-Z]{2}")
 _ALLOCATOR = re.compile(r"[A-Z][A-Z0-9]{3}")
 _SERIAL = re.compile(r"[0-9]{12}")
 _SHAPE = re.compile(r"[A-Z]{2}[0-9]{2}[A-Z][A-Z0-9]{3}[0-9]{12}")
-# Letters to their ISO 7064 values (A=10 … Z=35), for str.translate.
+# The separators most input has, dropped in one str.translate (the bulk path).
 _COMMON_SEPARATORS = str.maketrans("", "", " -.")
+# Letters to their ISO 7064 values (A=10 … Z=35), for str.translate.
 _BASE36 = str.maketrans({letter: str(10 + i) for i, letter in enumerate(string.ascii_uppercase)})
 
 
@@ -174,12 +175,11 @@ def normalise_fast(value: str, allocators: Collection[str]) -> str | None:
     return number
 
 
+# Bounded: only known allocators and two-letter countries (676 at most) reach it.
 _BASE10_CACHE: dict[str, str] = {}
 
 
 def _base10(letters: str) -> str:
-    if len(_BASE10_CACHE) > 4096:  # bounded: only known allocators and countries reach here
-        _BASE10_CACHE.clear()
     digits = _BASE10_CACHE[letters] = letters.translate(_BASE36)
     return digits
 

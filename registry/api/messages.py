@@ -83,7 +83,7 @@ class WebhookApi(_ProviderApi):
         responses={200: WebhookSerializer, 404: OpenApiResponse(description="webhook_not_found")}
     )
     def get(self, request):
-        webhook = Webhook.objects.filter(provider=self.provider, removed_at__isnull=True).first()
+        webhook = Webhook.objects.live().filter(provider=self.provider).first()
         if webhook is None:
             raise NotFound(ErrorCode.WEBHOOK_NOT_FOUND, "You have no webhook.")
         return Response(WebhookSerializer(webhook).data)

@@ -80,6 +80,12 @@ class Message(models.Model):
         return f"#{self.pk} {self.kind} for {self.provider_id}"
 
 
+class WebhookQuerySet(models.QuerySet):
+    def live(self) -> WebhookQuerySet:
+        """Webhooks not retired: at most one per provider."""
+        return self.filter(removed_at__isnull=True)
+
+
 class Webhook(models.Model):
     """Where a provider wants its messages pushed, and the secret that signs them.
 
@@ -95,6 +101,8 @@ class Webhook(models.Model):
     removed_at = models.DateTimeField(null=True, blank=True)
     last_success_at = models.DateTimeField(null=True, blank=True)
     last_failure_at = models.DateTimeField(null=True, blank=True)
+
+    objects = WebhookQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -106,8 +106,6 @@ class TransferState(models.TextChoices):
     SERVER_CANCELLED = "server_cancelled", _("cancelled by the registry")
 
 
-
-
 class RejectionReason(models.TextChoices):
     """The only grounds on which a losing provider may refuse a move."""
 

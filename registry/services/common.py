@@ -59,6 +59,12 @@ def lock_active_provider(provider: Provider) -> Provider:
     return provider
 
 
+def touch_provider(provider_id: Any, sequence: int) -> None:
+    """Move the provider's log position: the key under which its route is cached for lookups
+    (directory.selectors), so every routing-relevant change of the provider calls this."""
+    Provider.objects.filter(pk=provider_id).update(last_log_index=sequence)
+
+
 def lock_open_vault(number: str) -> Vault:
     """Read vault ``number`` under a row lock for a change; 404 if none has it, 410 if closed."""
     vault = Vault.objects.select_for_update().filter(pk=number).first()

@@ -34,20 +34,30 @@ WEBHOOK_SECRET_PREFIX = "whsec_"
 
 
 def message_enqueue(
-    *, provider: Provider | Any, kind: MessageKind, data: dict[str, Any], at: datetime
+    *,
+    provider: Provider | Any,
+    kind: MessageKind,
+    data: dict[str, Any],
+    at: datetime,
+    dedup_key: str = "",
 ) -> Message:
-    """Queue a message for ``provider``; must run inside the transaction of the change."""
+    """Queue a message for ``provider``; must run inside the transaction of the change.
+
+    A ``dedup_key`` makes it unique: queuing it again raises IntegrityError.
+    """
     return Message.objects.create(
         provider_id=getattr(provider, "pk", provider),
         kind=kind,
         payload=data,
+        dedup_key=dedup_key,
         created_at=at,
         next_delivery_at=at,
     )
 
 
 def message_body(message: Message) -> dict[str, Any]:
-    """What the poll queue answers and what a webhook receives, byte for byte the same data."""
+    """What a webhook receives: the message's id, kind, time and data (the poll queue's
+    serializer answers the same members)."""
     return {
         "id": message.pk,
         "kind": message.kind,
@@ -83,34 +93,35 @@ def certificate_notify_expiring(*, actor: Actor, now: datetime | None = None) ->
     """
     now = now or timezone.now()
     horizon = now + timedelta(days=settings.CERTIFICATE_EXPIRY_NOTICE_DAYS)
-    expiring = Certificate.objects.valid(now).filter(
-        not_after__lte=horizon, provider__status=OrganisationStatus.ACTIVE
+    expiring = list(
+        Certificate.objects.valid(now)
+        .filter(not_after__lte=horizon, provider__status=OrganisationStatus.ACTIVE)
+        .order_by("not_after", "id")
     )
     announced = set(
         Message.objects.filter(
             kind=MessageKind.CERTIFICATE_EXPIRING,
-            dedup_key__in=[f"certificate:{pk}" for pk in expiring.values_list("pk", flat=True)],
+            dedup_key__in=[f"certificate:{certificate.pk}" for certificate in expiring],
         ).values_list("dedup_key", flat=True)
     )
     count = 0
-    for certificate in expiring.order_by("not_after", "id"):
+    for certificate in expiring:
         key = f"certificate:{certificate.pk}"
         if key in announced:
             continue
         try:
             with transaction.atomic():
-                Message.objects.create(
-                    provider_id=certificate.provider_id,
+                message_enqueue(
+                    provider=certificate.provider_id,
                     kind=MessageKind.CERTIFICATE_EXPIRING,
-                    payload={
+                    data={
                         "certificate": str(certificate.pk),
                         "use": certificate.use,
                         "fingerprint_sha256": certificate.fingerprint_sha256,
                         "not_after": timestamp(certificate.not_after),
                     },
+                    at=now,
                     dedup_key=key,
-                    created_at=now,
-                    next_delivery_at=now,
                 )
         except IntegrityError:  # announced concurrently by another run
             continue
@@ -143,7 +154,7 @@ def webhook_register(
     url = _validate_webhook_url(url)
     now = now or timezone.now()
     provider = Provider.objects.select_for_update().get(pk=provider.pk)
-    Webhook.objects.filter(provider=provider, removed_at__isnull=True).update(removed_at=now)
+    Webhook.objects.live().filter(provider=provider).update(removed_at=now)
     # Standard Webhooks form: the prefix, then the base64 of 32 random key bytes.
     secret = WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
     webhook = Webhook.objects.create(provider=provider, url=url, secret=secret, created_at=now)
@@ -159,11 +170,7 @@ def webhook_register(
 def webhook_remove(*, actor: Actor, provider: Provider, now: datetime | None = None) -> Webhook:
     """Stop pushing messages; the poll queue keeps them."""
     now = now or timezone.now()
-    webhook = (
-        Webhook.objects.select_for_update()
-        .filter(provider=provider, removed_at__isnull=True)
-        .first()
-    )
+    webhook = Webhook.objects.select_for_update().live().filter(provider=provider).first()
     if webhook is None:
         raise NotFound(ErrorCode.WEBHOOK_NOT_FOUND, "You have no webhook.")
     webhook.removed_at = now

@@ -15,14 +15,12 @@ from django.utils import timezone
 from registry.errors import Conflict, ErrorCode, InvalidInput
 from registry.models import (
     Issuer,
-    IssuerStatusChange,
     LogKind,
     OrganisationStatus,
     Provider,
-    ProviderStatusChange,
 )
 from registry.models.organisations import LIVE_STATUSES, STATUS_TRANSITIONS, Organisation
-from registry.services.common import Actor, append_log, record_audit, timestamp
+from registry.services.common import Actor, append_log, record_audit, timestamp, touch_provider
 
 Status = OrganisationStatus
 
@@ -40,9 +38,28 @@ def _check_legal_id_free(model: type[Organisation], instance: Organisation) -> N
         )
 
 
-def _create(
-    model: type[Organisation], instance: Organisation, actor: Actor, history: type, owner_field: str
-) -> Organisation:
+def _record_status_change(
+    org: Organisation,
+    *,
+    previous: str,
+    reason: str,
+    actor: Actor,
+    effective_at: datetime,
+    at: datetime,
+) -> None:
+    """The organisation's status history row (ProviderStatusChange or IssuerStatusChange)."""
+    org.status_changes.create(
+        from_status=previous,
+        to_status=org.status,
+        reason=reason,
+        actor=actor.label,
+        actor_user=actor.user,
+        effective_at=effective_at,
+        created_at=at,
+    )
+
+
+def _create(model: type[Organisation], instance: Organisation, actor: Actor) -> Organisation:
     now = timezone.now()
     instance.status = Status.APPLIED
     instance.status_changed_at = now
@@ -57,15 +74,8 @@ def _create(
             ErrorCode.DUPLICATE_LEGAL_ID,
             "An application or member with this legal identifier already exists.",
         ) from exc
-    history.objects.create(
-        **{owner_field: instance},
-        from_status="",
-        to_status=Status.APPLIED,
-        reason="application received",
-        actor=actor.label,
-        actor_user=actor.user,
-        effective_at=now,
-        created_at=now,
+    _record_status_change(
+        instance, previous="", reason="application received", actor=actor, effective_at=now, at=now
     )
     record_audit(
         actor,
@@ -99,7 +109,7 @@ def provider_apply(
         security_email=security_email,
         certifications=list(certifications),
     )
-    return _create(Provider, provider, actor, ProviderStatusChange, "provider")
+    return _create(Provider, provider, actor)
 
 
 @transaction.atomic
@@ -124,7 +134,7 @@ def issuer_apply(
         security_email=security_email,
         purposes=list(purposes),
     )
-    return _create(Issuer, issuer, actor, IssuerStatusChange, "issuer")
+    return _create(Issuer, issuer, actor)
 
 
 def _set_status(
@@ -135,7 +145,9 @@ def _set_status(
     actor: Actor,
     reason: str,
     effective_at: datetime | None,
-) -> tuple[Organisation, str, datetime]:
+) -> tuple[Organisation, str, str, datetime]:
+    """Lock, check and apply a status change with its history row; returns the organisation,
+    its previous status, the stripped reason and the time of the change."""
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput(
@@ -155,7 +167,15 @@ def _set_status(
     org.status = to
     org.status_changed_at = effective_at or now
     org.save(update_fields=["status", "status_changed_at"])
-    return org, previous, now
+    _record_status_change(
+        org,
+        previous=previous,
+        reason=reason,
+        actor=actor,
+        effective_at=org.status_changed_at,
+        at=now,
+    )
+    return org, previous, reason, now
 
 
 @transaction.atomic
@@ -168,7 +188,7 @@ def provider_set_status(
     effective_at: datetime | None = None,
 ) -> Provider:
     """Move a provider along applied → active/rejected, active ↔ suspended, * → withdrawn."""
-    org, previous, now = _set_status(
+    org, previous, reason, now = _set_status(
         Provider, provider.pk, status, actor=actor, reason=reason, effective_at=effective_at
     )
     entry = append_log(
@@ -183,25 +203,15 @@ def provider_set_status(
         },
         at=now,
     )
-    Provider.objects.filter(pk=org.pk).update(last_log_index=entry.sequence)
+    touch_provider(org.pk, entry.sequence)
     org.last_log_index = entry.sequence
-    ProviderStatusChange.objects.create(
-        provider=org,
-        from_status=previous,
-        to_status=status,
-        reason=reason.strip(),
-        actor=actor.label,
-        actor_user=actor.user,
-        effective_at=org.status_changed_at,
-        created_at=now,
-    )
     record_audit(
         actor,
         f"status:{status}",
         org,
         at=now,
         log_entry=entry,
-        data={"from": previous, "reason": reason.strip()},
+        data={"from": previous, "reason": reason},
     )
     return org
 
@@ -211,20 +221,8 @@ def issuer_set_status(
     *, actor: Actor, issuer: Issuer, status: str, reason: str, effective_at: datetime | None = None
 ) -> Issuer:
     """Same life cycle as providers; issuers do not route, so no log entry."""
-    org, previous, now = _set_status(
+    org, previous, reason, now = _set_status(
         Issuer, issuer.pk, status, actor=actor, reason=reason, effective_at=effective_at
     )
-    IssuerStatusChange.objects.create(
-        issuer=org,
-        from_status=previous,
-        to_status=status,
-        reason=reason.strip(),
-        actor=actor.label,
-        actor_user=actor.user,
-        effective_at=org.status_changed_at,
-        created_at=now,
-    )
-    record_audit(
-        actor, f"status:{status}", org, at=now, data={"from": previous, "reason": reason.strip()}
-    )
+    record_audit(actor, f"status:{status}", org, at=now, data={"from": previous, "reason": reason})
     return org

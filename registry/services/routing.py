@@ -18,11 +18,8 @@ from registry.services.common import (
     lock_active_provider,
     record_audit,
     timestamp,
+    touch_provider,
 )
-
-
-def _touch_provider(provider: Provider, sequence: int) -> None:
-    Provider.objects.filter(pk=provider.pk).update(last_log_index=sequence)
 
 
 @transaction.atomic
@@ -70,7 +67,7 @@ def endpoint_create(
         },
         at=now,
     )
-    _touch_provider(provider, entry.sequence)
+    touch_provider(provider.pk, entry.sequence)
     record_audit(actor, "endpoint:published", endpoint, at=now, log_entry=entry)
     return endpoint
 
@@ -95,7 +92,7 @@ def endpoint_deactivate(*, actor: Actor, endpoint: Endpoint) -> Endpoint:
         },
         at=now,
     )
-    _touch_provider(endpoint.provider, entry.sequence)
+    touch_provider(endpoint.provider_id, entry.sequence)
     record_audit(actor, "endpoint:deactivated", endpoint, at=now, log_entry=entry)
     return endpoint
 
@@ -146,7 +143,7 @@ def certificate_upload(
         },
         at=now,
     )
-    _touch_provider(provider, entry.sequence)
+    touch_provider(provider.pk, entry.sequence)
     record_audit(actor, "certificate:published", certificate, at=now, log_entry=entry)
     return certificate
 
@@ -171,6 +168,6 @@ def certificate_retire(*, actor: Actor, certificate: Certificate) -> Certificate
         },
         at=now,
     )
-    _touch_provider(certificate.provider, entry.sequence)
+    touch_provider(certificate.provider_id, entry.sequence)
     record_audit(actor, "certificate:retired", certificate, at=now, log_entry=entry)
     return certificate

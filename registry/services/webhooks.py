@@ -79,7 +79,7 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _live_webhook():
-    return Webhook.objects.filter(provider=OuterRef("provider"), removed_at__isnull=True)
+    return Webhook.objects.live().filter(provider=OuterRef("provider"))
 
 
 @transaction.atomic
@@ -187,8 +187,8 @@ def deliver_webhooks(
         messages = Message.objects.filter(pk__in=ids).order_by("id")
         webhooks = {
             hook.provider_id: hook
-            for hook in Webhook.objects.filter(
-                provider_id__in={m.provider_id for m in messages}, removed_at__isnull=True
+            for hook in Webhook.objects.live().filter(
+                provider_id__in={m.provider_id for m in messages}
             )
         }
         for message in messages:
