@@ -53,7 +53,11 @@ class AdminLoginForm(OTPAdminAuthenticationForm):
     def _chosen_device(self, user):
         device = super()._chosen_device(user)
         if device is None:
-            devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True))
+            # Locked, as django-otp loads a chosen device (for_verify): two logins racing with
+            # the same code are serialised by the throttling and replay checks.
+            devices = list(
+                TOTPDevice.objects.devices_for_user(user, confirmed=True).select_for_update()[:2]
+            )
             if len(devices) == 1:
                 device = devices[0]
         return device
@@ -88,6 +92,9 @@ class TokenForm(forms.Form):
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Records change only through actions (services): no add, no edit, no delete."""
+
+    # The (read-only) forms still build URL fields: name the scheme Django 6 will assume.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -496,7 +503,6 @@ class WebhookAdmin(ReadOnlyAdmin):
     list_display = ["url", "provider", "created_at", "removed_at", "last_success_at"]
     list_select_related = ["provider"]
     exclude = ["secret"]
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(ApiToken, site=admin_site)
