@@ -385,37 +385,6 @@ def _settle_overdue_transfers(groups: list[Group]) -> bool:
     return transfer_settle_overdue(vault_numbers=pending) > 0
 
 
-class _KeptCursor(threading.local):
-    connection: Any = None
-    cursor: Any = None
-
-
-_kept = _KeptCursor()
-
-
-def _fetch_rows(sql: str, param: Any) -> list[tuple[Any, ...]]:
-    """Run the vault query. On PostgreSQL one psycopg cursor is kept per connection and reused:
-    a new one per lookup (Django's wrapper, psycopg's loaders) costs about 10% of a lookup.
-    Django's own cursor is used where it records or wraps queries (DEBUG, tests counting them,
-    execute wrappers), and on SQLite."""
-    if (
-        connection.vendor != "postgresql"
-        or connection.queries_logged
-        or connection.execute_wrappers
-    ):
-        with connection.cursor() as cursor:
-            cursor.execute(sql, [param])
-            return cursor.fetchall()
-    connection.ensure_connection()
-    raw = connection.connection
-    if _kept.connection is not raw or _kept.cursor.closed:
-        _kept.connection, _kept.cursor = raw, raw.cursor()
-    connection.validate_no_broken_transaction()
-    with connection.wrap_database_errors:  # as Django's cursor: its exceptions, errors_occurred
-        _kept.cursor.execute(sql, [param])
-        return _kept.cursor.fetchall()
-
-
 class Resolved(NamedTuple):
     groups: list[Group]
     unknown: list[str]  # the numbers no vault has, sorted
@@ -443,7 +412,9 @@ def resolve_groups(
         shape, param = "any", list(numbers)
     else:  # sorted: the probes walk the index in order
         shape, param = "probe", ",".join(sorted(numbers))
-    rows = _fetch_rows(_rows_sql(vendor, with_log_index, shape), param)
+    with connection.cursor() as cursor:
+        cursor.execute(_rows_sql(vendor, with_log_index, shape), [param])
+        rows = cursor.fetchall()
     grouped: dict[tuple[Any, ...], list[Any]] = {}
     unknown: list[str] = []
     if shape == "probe":  # one row per group, its numbers joined by commas

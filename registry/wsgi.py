@@ -2,28 +2,26 @@
 
 ``GET /api/v1/vaults/<number>``, the lookup issuers call millions of times a day, takes a short
 path: the same view, called directly, without the middleware stack and URL resolution that the
-API's other pages need (sessions, CSRF, messages, locale, OTP: half of a lookup's time). What
-the skipped layers do for a lookup is done here: the host check (ALLOWED_HOSTS), the security
-headers (Django's own SecurityMiddleware and XFrameOptionsMiddleware), the Content-Length
-(CommonMiddleware's; without it gunicorn would send the answer chunked), and what the request
-signals' receivers do for a lookup's one database connection: close it before and after the
-request if it broke or outlived CONN_MAX_AGE. The signals themselves are not sent (dispatching
-them to every receiver cost about 10% of a lookup), so a receiver connected to them does not see
-lookups. Everything else goes to Django as usual.
-"""
+API's other pages need (sessions, CSRF, messages, locale, OTP: about a third of a lookup through
+the whole handler, ``benchmarks/lookup_parts.py``). What the skipped layers do for a lookup is
+done here: the host check (ALLOWED_HOSTS), the security headers (Django's own SecurityMiddleware
+and XFrameOptionsMiddleware), the Content-Length (CommonMiddleware's; without it gunicorn would
+send the answer chunked), and what the request signals' receivers do for the database: close a
+connection that broke or outlived CONN_MAX_AGE, before and after the request. The signals
+themselves are not sent (dispatching them to every receiver costs about 10 µs more, some 5% of a
+lookup), so a receiver connected to them does not see lookups. Everything else goes to Django as
+usual."""
 
 import os
 
 from django.core.exceptions import DisallowedHost
+from django.core.handlers.exception import response_for_exception
 from django.core.wsgi import get_wsgi_application
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
 
 django_application = get_wsgi_application()
-
-from registry.api.errors import problem_response  # noqa: E402 (needs the apps loaded)
-from registry.errors import ErrorCode  # noqa: E402
 
 
 class LookupFastPath:
@@ -46,10 +44,10 @@ class LookupFastPath:
 
     @staticmethod
     def close_unusable_connection() -> None:
-        """What ``close_old_connections`` does at request start and finish, for the lookup's
-        one connection (a test holding a transaction open replaces it, as the test client
-        disconnects that receiver)."""
-        connections[DEFAULT_DB_ALIAS].close_if_unusable_or_obsolete()
+        """Django's receiver of the request signals, called directly at request start and
+        finish (a test holding a transaction open replaces it, as the test client disconnects
+        that receiver)."""
+        close_old_connections()
 
     def matches(self, environ) -> bool:
         path = environ.get("PATH_INFO", "")
@@ -68,10 +66,8 @@ class LookupFastPath:
         request = self.request_class(environ)
         try:
             request.get_host()  # ALLOWED_HOSTS, as CommonMiddleware checks it
-        except DisallowedHost:
-            response = problem_response(
-                400, ErrorCode.BAD_REQUEST, "The request is malformed.", instance=request.path
-            )
+        except DisallowedHost as exc:  # answered and logged as Django's handler would
+            response = response_for_exception(request, exc)
         else:
             response = self.security.process_request(request) or self.view(
                 request, number=request.path_info[len(self.prefix) :]

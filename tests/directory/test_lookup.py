@@ -253,8 +253,8 @@ def test_a_revoked_token_is_refused_once_the_cache_delay_is_over(
 
 @pytest.mark.django_db(transaction=True)
 def test_lookups_survive_a_new_database_connection(lookup_client, vault):
-    """On PostgreSQL the vault query keeps its cursor across lookups: a reconnection (after
-    CONN_MAX_AGE, or a broken connection) must give it a new one."""
+    """A reconnection between lookups (after CONN_MAX_AGE, or a broken connection) changes
+    nothing in their answers."""
     from django.db import connection
 
     assert lookup(lookup_client, vault.number).status_code == 200
