@@ -54,13 +54,16 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def b64url(data: bytes) -> bytes:
+    """Base64url without padding, as JOSE writes it (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
 def receipt_kid(public: bytes) -> str:
     """RFC 7638 JWK thumbprint (SHA-256, base64url) of an Ed25519 public key."""
-    x = base64.urlsafe_b64encode(public).rstrip(b"=").decode()
+    x = b64url(public).decode()
     canonical = json.dumps({"crv": "Ed25519", "kty": "OKP", "x": x}, separators=(",", ":"))
-    return (
-        base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
-    )
+    return b64url(hashlib.sha256(canonical.encode()).digest()).decode()
 
 
 def _key_dir() -> Path:

@@ -19,21 +19,17 @@ from typing import Any
 import orjson
 from django.utils import timezone
 
+from directory import checkpoints
 from directory.api.rendering import dumps
 from directory.models import RoutingPlan
 from directory.selectors import Reason, resolve_groups
 from registry import numbers
 from registry.errors import DomainError, ErrorCode, InvalidInput
 from registry.federation import known_allocators
-from registry.models import ApiToken, Issuer, LogHead
+from registry.models import ApiToken, Issuer
 from registry.services.common import timestamp
 
 NDJSON = "application/x-ndjson"
-
-
-class TooManyNumbers(DomainError):
-    status = 413
-    title = "Content too large"
 
 
 def read_numbers(body: bytes, content_type: str, limit: int) -> list[str]:
@@ -63,9 +59,10 @@ def read_numbers(body: bytes, content_type: str, limit: int) -> list[str]:
     if not items:
         raise InvalidInput(ErrorCode.BAD_REQUEST, "The plan asks for no vault number.")
     if len(items) > limit:
-        raise TooManyNumbers(
+        raise DomainError(
             ErrorCode.TOO_MANY_NUMBERS,
             f"A plan holds at most {limit} numbers; this one has {len(items)}.",
+            status=413,
             extra={"max_numbers": limit},
         )
     return items
@@ -199,5 +196,5 @@ def routing_plan_record(
         providers=summary["providers"],
         request_sha256=hashlib.sha256(request_body).hexdigest(),
         answer_sha256=hashlib.sha256(answer).hexdigest(),
-        log_size=LogHead.objects.values_list("size", flat=True).first() or 0,
+        log_size=checkpoints.log_size(),
     )

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import functools
 import time
-from collections import OrderedDict
 from typing import Any
 
 import orjson
@@ -26,19 +25,15 @@ from registry.numbers import InvalidNumber
 ALG = "Ed25519"
 TYP = "vault-registry-receipt+jws"
 
-_PROOFS: OrderedDict[tuple[int, int], tuple[str, list[str]]] = OrderedDict()
-_PROOF_CACHE_SIZE = 4096
 _HEADERS: dict[str, bytes] = {}  # kid → its encoded protected header
-
-
-def _b64url(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _protected_header(key: keys.SigningKey) -> bytes:
     header = _HEADERS.get(key.kid)
     if header is None:
-        header = _HEADERS[key.kid] = _b64url(orjson.dumps({"alg": ALG, "kid": key.kid, "typ": TYP}))
+        header = _HEADERS[key.kid] = keys.b64url(
+            orjson.dumps({"alg": ALG, "kid": key.kid, "typ": TYP})
+        )
     return header
 
 
@@ -62,9 +57,9 @@ def sign_receipt(payload: dict[str, Any]) -> str:
     signing_input = (
         _protected_header(key)
         + b"."
-        + _b64url(orjson.dumps(claims, default=str, option=orjson.OPT_NON_STR_KEYS))
+        + keys.b64url(orjson.dumps(claims, default=str, option=orjson.OPT_NON_STR_KEYS))
     )
-    return (signing_input + b"." + _b64url(key.private.sign(signing_input))).decode("ascii")
+    return (signing_input + b"." + keys.b64url(key.private.sign(signing_input))).decode("ascii")
 
 
 def _b64(data: bytes) -> str:
@@ -86,20 +81,21 @@ def log_evidence(log_index: int | None) -> dict[str, Any]:
     }
     if log_index is None or checkpoint is None or checkpoint.size <= log_index:
         return evidence  # not yet covered by a checkpoint: the client reports it as pending
-    cache_key = (log_index, checkpoint.size)
-    cached = _PROOFS.get(cache_key)
-    if cached is None:
-        body = LogEntry.objects.values_list("body", flat=True).get(sequence=log_index)
-        proof = [_b64(h) for h in tree.inclusion_proof(log_index, checkpoint.size)]
-        cached = _PROOFS[cache_key] = (_b64(bytes(body)), proof)
-        if len(_PROOFS) > _PROOF_CACHE_SIZE:
-            _PROOFS.popitem(last=False)
-    evidence["log_entry"], evidence["inclusion_proof"] = cached
+    evidence["log_entry"], evidence["inclusion_proof"] = _entry_and_proof(
+        log_index, checkpoint.size
+    )
     return evidence
 
 
+@functools.lru_cache(maxsize=4096)
+def _entry_and_proof(log_index: int, size: int) -> tuple[str, list[str]]:
+    body = LogEntry.objects.values_list("body", flat=True).get(sequence=log_index)
+    proof = [_b64(h) for h in tree.inclusion_proof(log_index, size)]
+    return _b64(bytes(body)), proof
+
+
 def clear_cache() -> None:
-    _PROOFS.clear()
+    _entry_and_proof.cache_clear()
     _HEADERS.clear()
 
 

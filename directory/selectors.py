@@ -108,10 +108,6 @@ class Group:
     log_indexes: list[int | None] | None = None
     moved_at: list[datetime | None] | None = None  # with the log indexes: each vault's last move
 
-    @property
-    def deliverable(self) -> bool:
-        return not self.reasons
-
 
 @dataclass(slots=True)
 class Resolution:
@@ -198,12 +194,10 @@ route_cache = _RouteCache()
 def _fetch_routes(
     provider_ids: list[str], now: datetime
 ) -> dict[str, tuple[dict, list, list, datetime]]:
-    """Identity, endpoints and encryption certificates of these providers at ``now``: three
-    queries. Endpoints and certificates that start later are read too, only to know when the
-    answer stops being true. The identity travels as the first endpoint list's owner record.
+    """Identity, endpoints and encryption certificates of these providers at ``now``, and until
+    when that answer holds: three queries. Endpoints and certificates that start later are read
+    too, only to know when the answer stops being true.
     """
-    until = now + ROUTE_CACHE_TTL
-    found: dict[str, tuple[list, list, datetime]] = {pid: ([], [], until) for pid in provider_ids}
     identities = {
         str(row["id"]): {
             "legal_name": row["legal_name"],
@@ -213,15 +207,22 @@ def _fetch_routes(
             "id", "legal_name", "legal_id_scheme", "legal_id"
         )
     }
+    until = {pid: now + ROUTE_CACHE_TTL for pid in provider_ids}
 
-    def later(pid: str, *moments: datetime | None) -> None:
-        endpoints, certificates, current = found[pid]
-        for moment in moments:
-            if moment is not None and now < moment < current:
-                current = moment
-        found[pid] = (endpoints, certificates, current)
+    def current(rows, starts: str, ends: str, stopped: str) -> dict[str, list[dict[str, Any]]]:
+        """The rows in force at ``now``, per provider; moves ``until`` to the next change."""
+        found: dict[str, list[dict[str, Any]]] = {pid: [] for pid in provider_ids}
+        for row in rows:
+            pid = str(row.pop("provider_id"))
+            for moment in (row[starts], row[ends], row.pop(stopped)):
+                if moment is not None and now < moment < until[pid]:
+                    until[pid] = moment
+            if row[starts] <= now:
+                row["id"] = str(row["id"])
+                found[pid].append(row)
+        return found
 
-    endpoints = (
+    endpoints = current(
         Endpoint.objects.filter(provider_id__in=provider_ids)
         .exclude(deactivated_at__lte=now)
         .exclude(expires_at__lte=now)
@@ -235,15 +236,12 @@ def _fetch_routes(
             "activates_at",
             "expires_at",
             "deactivated_at",
-        )
+        ),
+        "activates_at",
+        "expires_at",
+        "deactivated_at",
     )
-    for row in endpoints:
-        pid = str(row.pop("provider_id"))
-        later(pid, row["activates_at"], row["expires_at"], row.pop("deactivated_at"))
-        if row["activates_at"] <= now:
-            row["id"] = str(row["id"])
-            found[pid][0].append(row)
-    certificates = (
+    certificates = current(
         Certificate.objects.filter(provider_id__in=provider_ids, use=CertificateUse.ENCRYPTION)
         .exclude(retired_at__lte=now)
         .filter(not_after__gt=now)
@@ -257,15 +255,15 @@ def _fetch_routes(
             "not_after",
             "retired_at",
             "pem",
-        )
+        ),
+        "not_before",
+        "not_after",
+        "retired_at",
     )
-    for row in certificates:
-        pid = str(row.pop("provider_id"))
-        later(pid, row["not_before"], row["not_after"], row.pop("retired_at"))
-        if row["not_before"] <= now:
-            row["id"] = str(row["id"])
-            found[pid][1].append(row)
-    return {pid: (identities[pid], *value) for pid, value in found.items()}
+    return {
+        pid: (identities[pid], endpoints[pid], certificates[pid], until[pid])
+        for pid in provider_ids
+    }
 
 
 def provider_routes(
@@ -345,10 +343,10 @@ def _rows_sql(vendor: str, with_log_index: bool, shape: str) -> str:
     # not the size of the registry. The database groups them by provider and state, so a few
     # hundred rows come back instead of one per number; unknown numbers form the group whose
     # provider is NULL.
-    state = ", ".join(f"v.{column}" for column in _VAULT_STATE)
+    state, grouped = (", ".join(f"{t}.{c}" for c in _VAULT_STATE) for t in ("v", "g"))
     return (
-        f"SELECT g.provider_id::text, p.status, p.last_log_index, "  # noqa: S608
-        f"{state.replace('v.', 'g.')}, g.numbers FROM ("
+        f"SELECT g.provider_id::text, p.status, p.last_log_index, {grouped}, "  # noqa: S608
+        f"g.numbers FROM ("
         f"SELECT v.provider_id, {state}, string_agg(q.number, ',') AS numbers "
         f"FROM unnest(string_to_array(%s, ',')) AS q(number) LEFT JOIN LATERAL "
         f"(SELECT * FROM {vault} x WHERE x.number = q.number LIMIT 1) v ON true "

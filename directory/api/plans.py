@@ -14,7 +14,7 @@ from directory.models import RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
 from registry.api.auth import LookupScope
-from registry.errors import DomainError, ErrorCode, NotFound
+from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
 
 
@@ -55,15 +55,14 @@ def _purpose(request) -> str:
     if not purpose:
         return ""
     if purpose not in Purpose.values:
-        raise DomainError(
+        raise InvalidInput(
             ErrorCode.VALIDATION_ERROR,
             f"Unknown purpose; known: {', '.join(Purpose.values)}.",
         )
     if purpose not in request.user.issuer.purposes:
-        raise DomainError(
+        raise Forbidden(
             ErrorCode.PURPOSE_NOT_ALLOWED,
             "Your organisation is not allowed to resolve numbers for this purpose.",
-            status=403,
         )
     return purpose
 
