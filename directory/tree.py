@@ -9,7 +9,6 @@ re-reads the leaves. The hashing and proof shapes are those of ``directory.trans
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from functools import reduce
 
 from django.db import connection
 
@@ -75,17 +74,11 @@ def extend(first: int, leaf_hashes: Sequence[bytes]) -> list[TreeNode]:
     Reads the old tree's frontier (one query, at most log2(first) rows), then inserts every new
     perfect subtree in bulk: about two rows per leaf.
     """
-    stack = [(level, index, digest) for (level, index), digest in _frontier(first)]
+    frontier = [(level, digest) for (level, _index), digest in _frontier(first)]
     nodes: list[TreeNode] = []
-    for offset, digest in enumerate(leaf_hashes):
-        node = (0, first + offset, digest)
-        nodes.append(TreeNode(level=0, index=node[1], hash=digest))
-        # Two neighbours of equal height are the two halves of a new perfect subtree.
-        while stack and stack[-1][0] == node[0]:
-            left = stack.pop()
-            node = (node[0] + 1, node[1] >> 1, merkle.node_hash(left[2], node[2]))
-            nodes.append(TreeNode(level=node[0], index=node[1], hash=node[2]))
-        stack.append(node)
+    for leaf, digest in enumerate(leaf_hashes, first):
+        for level, node in merkle.push_leaf(frontier, digest):
+            nodes.append(TreeNode(level=level, index=leaf >> level, hash=node))
     TreeNode.objects.bulk_create(nodes, batch_size=_BATCH)
     return nodes
 
@@ -100,10 +93,7 @@ def root(size: int) -> bytes:
     """The Merkle tree hash of the first ``size`` leaves, from at most log2(size) stored rows."""
     if size == 0:
         return merkle.EMPTY_ROOT
-    hashes = [digest for _key, digest in _frontier(size)]
-    return reduce(
-        lambda right, left: merkle.node_hash(left, right), reversed(hashes[:-1]), hashes[-1]
-    )
+    return merkle.root_from_frontier([digest for _key, digest in _frontier(size)])
 
 
 def _batched(build) -> list[bytes]:
@@ -140,18 +130,3 @@ def level_hashes(level: int, start: int, count: int) -> list[bytes]:
         .values_list("hash", flat=True)
     )
     return [bytes(digest) for digest in rows]
-
-
-def rebuild(leaf_hashes: Iterable[bytes]) -> int:
-    """Store the tree of these leaves from scratch (data migration of an existing log)."""
-    total, batch = 0, []
-    for digest in leaf_hashes:
-        batch.append(digest)
-        if len(batch) == _BATCH:
-            extend(total, batch)
-            total += len(batch)
-            batch = []
-    if batch:
-        extend(total, batch)
-        total += len(batch)
-    return total

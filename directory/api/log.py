@@ -22,13 +22,12 @@ from rest_framework.views import APIView
 
 from directory import checkpoints, history, keys, tree
 from directory.transparency import note
+from directory.transparency.tiles import TILE_HEIGHT, TILE_WIDTH, join_bundle
 from registry.api.auth import Principal
 from registry.errors import ErrorCode, InvalidInput, NotFound
 from registry.federation import parse_number
 from registry.models import LogEntry
 
-TILE_HEIGHT = 8
-TILE_WIDTH = 1 << TILE_HEIGHT
 MAX_TILE_LEVEL = 63 // TILE_HEIGHT
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=10"
@@ -75,14 +74,6 @@ def parse_tile_index(path: str) -> tuple[int, int | None]:
     if width is not None and width >= TILE_WIDTH:
         raise InvalidInput(ErrorCode.INVALID_TILE_PATH, "A partial tile is 1 to 255 wide.")
     return int("".join(groups)), width
-
-
-def encode_tile_index(index: int) -> str:
-    """The inverse of ``parse_tile_index`` for the index part."""
-    digits = str(index)
-    digits = digits.zfill(-(-len(digits) // 3) * 3)
-    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
-    return "/".join([f"x{g}" for g in groups[:-1]] + [groups[-1]])
 
 
 def _binary(request, content: bytes, full: bool) -> HttpResponse:
@@ -168,8 +159,7 @@ class LogEntryTileApi(_LogApi):
         )
         if len(bodies) != count:
             raise NotFound(ErrorCode.TILE_NOT_FOUND, "This tile does not exist (yet).")
-        content = b"".join(len(body).to_bytes(2, "big") + bytes(body) for body in bodies)
-        return _binary(request, content, width is None)
+        return _binary(request, join_bundle(bodies), width is None)
 
 
 def _int_param(request, name: str, code: ErrorCode) -> int:

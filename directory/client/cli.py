@@ -16,13 +16,14 @@ from typing import TextIO
 
 from directory.client import http, plans
 from directory.client.errors import ClientError
-from directory.client.mirror import Mirror, normalise, read_numbers
+from directory.client.mirror import Mirror, read_numbers
 from directory.client.verify import (
     PinnedKeys,
     check_body,
     check_consistent,
     verify_receipt,
 )
+from registry.numbers import compact
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -112,7 +113,7 @@ def _lookup(args, registry: http.Registry, out: TextIO) -> int:
     out.write(f"verified against checkpoint {verified.checkpoint.size} ")
     out.write(f"(log entry {verified.payload.get('log_index')})\n")
     if answer.get("status") != 200:
-        out.write(f"{normalise(args.number)}: {answer.get('code')} (HTTP {answer.get('status')})\n")
+        out.write(f"{compact(args.number)}: {answer.get('code')} (HTTP {answer.get('status')})\n")
         return 0
     provider = answer["provider"]
     out.write(

@@ -10,11 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from directory.client.errors import RegistryError
+from directory.transparency.tiles import TILE_WIDTH, tile_path
 
 Transport = Callable[[str, dict[str, str]], tuple[int, bytes]]
 """``transport(url, headers) -> (status, body)``: one GET. Tests inject Django's test client."""
-
-TILE_WIDTH = 256
 
 
 def urllib_transport(timeout: float = 30.0) -> Transport:
@@ -33,14 +32,6 @@ def urllib_transport(timeout: float = 30.0) -> Transport:
             raise RegistryError(0, f"cannot reach {url}: {exc.reason}") from exc
 
     return get
-
-
-def tile_path(index: int) -> str:
-    """c2sp.org/tlog-tiles index encoding: 1234067 → x001/x234/067."""
-    digits = str(index)
-    digits = digits.zfill(-(-len(digits) // 3) * 3)
-    groups = [digits[i : i + 3] for i in range(0, len(digits), 3)]
-    return "/".join([f"x{g}" for g in groups[:-1]] + [groups[-1]])
 
 
 class Registry:
@@ -98,18 +89,3 @@ def _problem(body: bytes) -> str:
         return f"{problem.get('code')}: {problem.get('detail')}"
     except (ValueError, AttributeError):
         return body[:200].decode(errors="replace")
-
-
-def split_bundle(bundle: bytes) -> list[bytes]:
-    """The entries of a C2SP entry bundle: each a big-endian uint16 length, then its bytes."""
-    entries, offset = [], 0
-    while offset < len(bundle):
-        if offset + 2 > len(bundle):
-            raise ValueError("truncated entry bundle")
-        length = int.from_bytes(bundle[offset : offset + 2], "big")
-        offset += 2
-        if offset + length > len(bundle):
-            raise ValueError("truncated entry bundle")
-        entries.append(bundle[offset : offset + length])
-        offset += length
-    return entries

@@ -8,7 +8,6 @@ the checkpoint's root. Anything else is refused and nothing is written.
 
 from __future__ import annotations
 
-import base64
 import json
 import sqlite3
 from collections.abc import Callable, Iterable
@@ -19,7 +18,8 @@ from typing import Any
 from directory.client import http
 from directory.client.errors import Inconsistent, Tampered
 from directory.client.verify import PinnedKeys, check_consistent, verify_checkpoint
-from directory.transparency import merkle
+from directory.transparency import merkle, tiles
+from registry.numbers import compact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, body BLOB NOT NULL);
@@ -74,7 +74,7 @@ class Mirror:
         latest = self.latest()
         return latest[0] if latest else 0
 
-    def _frontier(self) -> list[tuple[int, bytes]]:
+    def _frontier(self) -> merkle.Frontier:
         rows = self.db.execute("SELECT level, hash FROM frontier ORDER BY pos").fetchall()
         return [(level, bytes(digest)) for level, digest in rows]
 
@@ -98,14 +98,14 @@ class Mirror:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             frontier = self._frontier()
-            first_tile = old_size // http.TILE_WIDTH
-            for tile in range(first_tile, -(-checkpoint.size // http.TILE_WIDTH)):
-                start = tile * http.TILE_WIDTH
-                width = min(http.TILE_WIDTH, checkpoint.size - start)
+            first_tile = old_size // tiles.TILE_WIDTH
+            for tile in range(first_tile, -(-checkpoint.size // tiles.TILE_WIDTH)):
+                start = tile * tiles.TILE_WIDTH
+                width = min(tiles.TILE_WIDTH, checkpoint.size - start)
                 self._sync_tile(registry, tile, start, width, old_size, frontier)
                 if progress:
                     progress(start + width - old_size, checkpoint.size - old_size)
-            root = _root(frontier)
+            root = merkle.root_from_frontier([digest for _level, digest in frontier])
             if root != checkpoint.root:
                 raise Inconsistent(
                     f"the log's entries do not hash to the root of checkpoint {checkpoint.size}"
@@ -126,7 +126,7 @@ class Mirror:
         return old_size, checkpoint.size
 
     def _sync_tile(self, registry, tile, start, width, old_size, frontier) -> None:
-        bodies = http.split_bundle(registry.entries(tile, width))
+        bodies = tiles.split_bundle(registry.entries(tile, width))
         hashes = registry.tile(0, tile, width)
         if len(bodies) != width or len(hashes) != 32 * width:
             raise Tampered(f"tile {tile} does not hold {width} entries")
@@ -147,7 +147,7 @@ class Mirror:
             self.db.execute(
                 "INSERT INTO leaves (idx, hash, body) VALUES (?, ?, ?)", (index, digest, body)
             )
-            _push(frontier, digest)
+            merkle.push_leaf(frontier, digest)
             self._apply(index, json.loads(body))
 
     # --- Replay -----------------------------------------------------------------------------
@@ -323,32 +323,5 @@ class Mirror:
         return [(index, json.loads(body)) for index, body in rows]
 
 
-def _push(frontier: list[tuple[int, bytes]], digest: bytes) -> None:
-    """Append a leaf to a compact range (perfect subtrees, largest first)."""
-    node = (0, digest)
-    while frontier and frontier[-1][0] == node[0]:
-        level, left = frontier.pop()
-        node = (level + 1, merkle.node_hash(left, node[1]))
-    frontier.append(node)
-
-
-def _root(frontier: list[tuple[int, bytes]]) -> bytes:
-    if not frontier:
-        return merkle.EMPTY_ROOT
-    root = frontier[-1][1]
-    for _level, digest in reversed(frontier[:-1]):
-        root = merkle.node_hash(digest, root)
-    return root
-
-
-def normalise(raw: str) -> str:
-    """The tolerant input form of a vault number: any case, spaces, hyphens and dots removed."""
-    return "".join(c for c in raw if c not in " \u00a0\u202f-.\t").upper()
-
-
 def read_numbers(lines: Iterable[str]) -> list[str]:
-    return [normalise(line) for line in lines if line.strip() and not line.startswith("#")]
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
+    return [compact(line) for line in lines if line.strip() and not line.startswith("#")]

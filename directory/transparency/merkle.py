@@ -52,6 +52,38 @@ def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
     return level[0]
 
 
+Frontier = list[tuple[int, bytes]]
+"""A tree's frontier: the (height, hash) of the perfect subtrees it decomposes into, largest
+(leftmost) first; a tree of N leaves has one subtree of height h for each bit h set in N."""
+
+
+def push_leaf(frontier: Frontier, leaf: bytes) -> Frontier:
+    """Append the leaf hash ``leaf`` to ``frontier``, in place.
+
+    Returns the perfect subtrees the leaf completes, as (height, hash), the leaf itself first: the
+    subtree of height h is the one holding leaf ``i`` at index ``i >> h`` of its level.
+    """
+    node = (0, leaf)
+    completed = [node]
+    # Two neighbours of equal height are the two halves of a new perfect subtree.
+    while frontier and frontier[-1][0] == node[0]:
+        height, left = frontier.pop()
+        node = (height + 1, node_hash(left, node[1]))
+        completed.append(node)
+    frontier.append(node)
+    return completed
+
+
+def root_from_frontier(hashes: Sequence[bytes]) -> bytes:
+    """MTH of a tree from the hashes of its frontier's subtrees, largest (leftmost) first."""
+    if not hashes:
+        return EMPTY_ROOT
+    root = hashes[-1]
+    for digest in reversed(hashes[:-1]):
+        root = node_hash(digest, root)
+    return root
+
+
 def _range_hash(subtree_hash: SubtreeHash, start: int, end: int) -> bytes:
     """MTH of leaves ``[start, end)`` built from perfect aligned subtrees (``start`` aligned)."""
     n = end - start

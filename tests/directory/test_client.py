@@ -7,7 +7,6 @@ from io import StringIO
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 
 from directory import checkpoints, selectors, tree
@@ -18,7 +17,13 @@ from registry.models import LogEntry, Vault
 from registry.services import routing, vaults
 from registry.services.common import Actor, canonical, leaf_hash
 from registry.services.vaults import HoldKind
-from tests.directory.helpers import BASE, django_transport, pinned_keys
+from tests.directory.helpers import (
+    BASE,
+    django_transport,
+    execute_without_trigger,
+    leaf_hashes,
+    pinned_keys,
+)
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
@@ -169,22 +174,12 @@ def test_a_vault_moved_away_is_shown_to_its_previous_host(tmp_path, provider, ot
 # --- A rewritten history ------------------------------------------------------------------------
 
 
-def _execute_without_trigger(table: str, trigger: str, sql: str, params: list) -> None:
-    """Raw SQL behind the registry's back: on PostgreSQL the append-only trigger is disabled."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER {trigger}")
-        cursor.execute(sql, params)
-        if connection.vendor == "postgresql":
-            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER {trigger}")
-
-
 def _repoint(vault: Vault, provider) -> None:
     """Rewrite the vault's allocation entry so that it names another provider."""
     entry = LogEntry.objects.get(sequence=vault.last_log_index)
     body = json.loads(bytes(entry.body)) | {"provider": str(provider.pk)}
     data = canonical(body)
-    _execute_without_trigger(
+    execute_without_trigger(
         "registry_logentry",
         "registry_logentry_append_only",
         "UPDATE registry_logentry SET body = %s, leaf_hash = %s WHERE sequence = %s",
@@ -232,11 +227,10 @@ def test_a_rewritten_tree_and_checkpoint_are_refused_as_inconsistent(
     # rewritten entries and publishes a checkpoint over it, signed with the real log key
     victim = mirrored[3]
     _repoint(victim, other_provider)
-    _execute_without_trigger(
+    execute_without_trigger(
         "directory_treenode", "directory_treenode_append_only", "DELETE FROM directory_treenode", []
     )
-    leaves = LogEntry.objects.order_by("sequence").values_list("leaf_hash", flat=True)
-    tree.rebuild(bytes(h) for h in leaves)
+    tree.extend(0, leaf_hashes())
     vaults.vault_allocate(actor=actor, provider=provider)
     checkpoints.publish()
     # then the mirror refuses the new checkpoint: it is not consistent with the one it had

@@ -10,22 +10,16 @@ import pytest
 from django.utils import timezone
 
 from directory import tree
-from directory.api.log import encode_tile_index, parse_tile_index
+from directory.api.log import parse_tile_index
 from directory.transparency import merkle
+from directory.transparency.tiles import tile_path
 from registry.errors import InvalidInput
 from registry.models import LogEntry
 from registry.services import vaults
-from registry.services.common import append_log_many
 from registry.services.vaults import HoldKind
+from tests.directory.helpers import append_entries, leaf_hashes
 
 pytestmark = pytest.mark.django_db
-
-
-def _log(count: int) -> list[bytes]:
-    append_log_many([("t", {"n": i}) for i in range(count)], at=timezone.now())
-    return [
-        bytes(h) for h in LogEntry.objects.order_by("sequence").values_list("leaf_hash", flat=True)
-    ]
 
 
 def test_log_needs_a_provider_or_issuer_token(
@@ -37,7 +31,7 @@ def test_log_needs_a_provider_or_issuer_token(
 
 
 def test_checkpoint_is_served_as_text(lookup_client, db):
-    _log(3)
+    append_entries(3)
     from directory.checkpoints import publish
 
     published = publish()
@@ -58,7 +52,7 @@ def test_no_checkpoint_yet_is_404_no_checkpoint(lookup_client, db):
     [(0, "000"), (7, "007"), (1000, "x001/000"), (1234067, "x001/x234/067")],
 )
 def test_tile_index_path_encoding_round_trips(index, path):
-    assert encode_tile_index(index) == path
+    assert tile_path(index) == path
     assert parse_tile_index(path) == (index, None)
     assert parse_tile_index(path + ".p/17") == (index, 17)
 
@@ -71,7 +65,8 @@ def test_non_canonical_tile_paths_are_refused(path):
 
 def test_full_and_partial_hash_tiles(lookup_client, db):
     # given 300 entries: one full level-0 tile and a partial one of 44
-    leaves = _log(300)
+    append_entries(300)
+    leaves = leaf_hashes()
     full = lookup_client.get("/api/v1/log/tile/0/000")
     assert full.status_code == 200
     assert full["Content-Type"] == "application/octet-stream"
@@ -90,14 +85,14 @@ def test_full_and_partial_hash_tiles(lookup_client, db):
 
 
 def test_full_tiles_answer_304_to_their_etag(lookup_client, db):
-    _log(256)
+    append_entries(256)
     first = lookup_client.get("/api/v1/log/tile/0/000")
     again = lookup_client.get("/api/v1/log/tile/0/000", HTTP_IF_NONE_MATCH=first["ETag"])
     assert again.status_code == 304
 
 
 def test_entry_bundles_are_uint16_length_prefixed(lookup_client, db):
-    _log(5)
+    append_entries(5)
     bodies = [
         bytes(b) for b in LogEntry.objects.order_by("sequence").values_list("body", flat=True)
     ]
@@ -124,7 +119,8 @@ def test_malformed_tile_paths_are_400_invalid_tile_path(lookup_client, db, url):
 
 
 def test_inclusion_and_consistency_proofs_verify(lookup_client, db):
-    leaves = _log(37)
+    append_entries(37)
+    leaves = leaf_hashes()
     body = lookup_client.get("/api/v1/log/proofs/inclusion?index=5&size=30").json()
     proof = [base64.b64decode(h) for h in body["proof"]]
     assert base64.b64decode(body["leaf_hash"]) == leaves[5]
@@ -149,7 +145,7 @@ def test_inclusion_and_consistency_proofs_verify(lookup_client, db):
     ],
 )
 def test_bad_proof_parameters_are_400_with_a_stable_code(lookup_client, db, query, code):
-    _log(10)
+    append_entries(10)
     response = lookup_client.get(f"/api/v1/log/proofs/{query}")
     assert response.status_code == 400
     assert response.json()["code"] == code

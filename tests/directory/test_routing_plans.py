@@ -356,6 +356,7 @@ class EveryNumberAppearsExactlyOnce(HypothesisTestCase):
         assert plan["summary"]["routable"] + plan["summary"]["unroutable"] == len(expected)
 
 
+@pytest.mark.postgresql  # the probe SQL is PostgreSQL's: SQLite has one path
 def test_large_sets_take_the_probe_path_with_the_same_answer(lookup_client, monkeypatch):
     # given a mix of deliverable, held, closed and unknown numbers
     actor = Actor.system("tests")

@@ -10,30 +10,19 @@ from django.utils import timezone
 from directory import tree
 from directory.models import TreeNode, VaultLogRef
 from directory.transparency import merkle
-from registry.models import LogEntry
 from registry.services.common import append_log_many
+from tests.directory.helpers import append_entries, execute_without_trigger, leaf_hashes
 
 pytestmark = pytest.mark.django_db
-
-
-def _append(count: int, start: int = 0) -> None:
-    items = [("test.entry", {"n": start + i}) for i in range(count)]
-    append_log_many(items, at=timezone.now())
-
-
-def _leaves() -> list[bytes]:
-    return [
-        bytes(h) for h in LogEntry.objects.order_by("sequence").values_list("leaf_hash", flat=True)
-    ]
 
 
 def test_roots_and_proofs_match_the_reference_for_every_size_up_to_70():
     # given a log appended in uneven batches, as services do
     total = 0
     for batch in [1, 1, 2, 3, 5, 8, 13, 1, 21, 15]:
-        _append(batch, total)
+        append_entries(batch, total)
         total += batch
-    leaves = _leaves()
+    leaves = leaf_hashes()
     assert len(leaves) == total == 70
     # then every root, inclusion and consistency proof equals the one computed from all leaves
     for size in range(1, total + 1):
@@ -47,8 +36,8 @@ def test_roots_and_proofs_match_the_reference_for_every_size_up_to_70():
 
 def test_large_batch_stores_about_two_nodes_per_leaf_and_random_proofs_verify():
     # given 1,000 entries appended at once (a vault_allocate_many batch)
-    _append(1000)
-    leaves = _leaves()
+    append_entries(1000)
+    leaves = leaf_hashes()
     # then each perfect subtree is stored once: 1000 leaves, 500 pairs, … = 1994 rows
     assert TreeNode.objects.count() == sum(1000 >> level for level in range(10))
     rng = random.Random(7)
@@ -64,7 +53,7 @@ def test_large_batch_stores_about_two_nodes_per_leaf_and_random_proofs_verify():
 
 
 def test_a_root_or_a_proof_is_one_query_whatever_the_size(django_assert_num_queries):
-    _append(300)
+    append_entries(300)
     with django_assert_num_queries(1):
         tree.root(299)
     with django_assert_num_queries(1):
@@ -75,10 +64,10 @@ def test_a_root_or_a_proof_is_one_query_whatever_the_size(django_assert_num_quer
 
 def test_append_is_two_statements_for_the_tree(django_assert_num_queries):
     # given a log with an odd size, whose frontier has several subtrees
-    _append(11)
+    append_entries(11)
     # when 5 entries are appended: head, entries, frontier read, node insert, (no vault refs)
     with django_assert_num_queries(4):
-        _append(5, 11)
+        append_entries(5, 11)
 
 
 def test_entries_naming_a_vault_are_indexed_in_the_same_append():
@@ -102,7 +91,6 @@ def test_the_migration_backfills_the_tree_and_vault_index_of_an_existing_log():
     import importlib
 
     from django.apps import apps
-    from django.db import connection
 
     migration = importlib.import_module("directory.migrations.0002_log_tree_checkpoints")
     # given a log whose tree and vault index are missing (as before this migration)
@@ -114,16 +102,9 @@ def test_the_migration_backfills_the_tree_and_vault_index_of_an_existing_log():
         at=timezone.now(),
     )
     root = tree.root(37)
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE directory_treenode DISABLE TRIGGER directory_treenode_append_only"
-            )
-        cursor.execute("DELETE FROM directory_treenode")
-        if connection.vendor == "postgresql":
-            cursor.execute(
-                "ALTER TABLE directory_treenode ENABLE TRIGGER directory_treenode_append_only"
-            )
+    execute_without_trigger(
+        "directory_treenode", "directory_treenode_append_only", "DELETE FROM directory_treenode", []
+    )
     VaultLogRef.objects.all().delete()
     # when the migration's backfill runs
     migration.backfill(apps, None)
