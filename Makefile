@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 RUN_ENV := SECRET_KEY_FILE=var/secret_key
 
-.PHONY: install run serve test lint format openapi demo clean bench
+.PHONY: install run test format openapi clean bench
 SIZE ?= 1m
 
 $(STAMP): pyproject.toml

@@ -2,9 +2,10 @@
 
     .venv/bin/python benchmarks/plan_sql.py            # vault_registry_bench_1m and _10m
 
-Runs the query ``directory.selectors`` sends for a 100,000-number plan (the same numbers as
-``run_bench.py``: 95% registered, 4% unknown, 1% typos) and prints the best of 5 per database,
-with the server's shared_buffers. The databases are the ones ``make bench`` fills.
+Runs the query ``directory.selectors`` sends for a 100,000-number plan (the numbers of
+``run_bench.py``: 95% registered, 4% unknown and 1% typos, which the plan refuses before it
+queries) and prints the best of 5 per database, with the server's shared_buffers. The
+databases are the ones ``make bench`` fills.
 """
 
 from __future__ import annotations
@@ -29,18 +30,22 @@ django.setup()
 import run_bench  # noqa: E402
 
 from directory.selectors import _rows_sql  # noqa: E402
+from registry import numbers  # noqa: E402
+from registry.federation import known_allocators  # noqa: E402
 
 
 def main() -> None:
     sql = _rows_sql("postgresql", False, "probe")
-    for label in ("1m", "10m"):
+    allocators = known_allocators()
+    for label in run_bench.SIZES:
         url = f"{run_bench.SERVER}/vault_registry_bench_{label}"
         try:
             asked, _known = run_bench.plan_numbers(url)
         except psycopg.OperationalError:
             print(f"{label}: no database (run `make bench SIZE=10m` once)")
             continue
-        param = ",".join(sorted(set(asked)))
+        valid = {n for n in asked if numbers.normalise_fast(n, allocators) is not None}
+        param = ",".join(sorted(valid))
         with psycopg.connect(url) as conn:
             buffers = conn.execute("SHOW shared_buffers").fetchone()[0]
             best = float("inf")

@@ -22,10 +22,10 @@ from django.conf import settings  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from registry import numbers, x509  # noqa: E402
+from registry.management.commands.load_demo import demo_siren  # noqa: E402
 from registry.models import Issuer, OrganisationStatus, Provider, Vault  # noqa: E402
 from registry.services import organisations, routing, tokens  # noqa: E402
 from registry.services.common import Actor  # noqa: E402
-from tests.factories import random_siren  # noqa: E402
 
 PROVIDERS = 50
 ACTOR = Actor.system("bench")
@@ -37,7 +37,7 @@ def providers() -> list[Provider]:
         provider = organisations.provider_apply(
             actor=ACTOR,
             legal_name=f"Bench provider {index:02d}",
-            legal_id=random_siren(),
+            legal_id=demo_siren(index),
             technical_email="tech@bench.example",
             security_email="security@bench.example",
         )
@@ -112,7 +112,7 @@ def main() -> None:
         issuer = organisations.issuer_apply(
             actor=ACTOR,
             legal_name="Bench bank",
-            legal_id=random_siren(),
+            legal_id=demo_siren(PROVIDERS),
             technical_email="tech@bank.example",
             security_email="security@bank.example",
             purposes=["bank_statement"],

@@ -1,4 +1,5 @@
-"""gunicorn settings for Vault Registry; every value can be overridden from the environment."""
+"""gunicorn settings for Vault Registry: the GUNICORN_* variables below set the usual ones, and
+GUNICORN_CMD_ARGS any other (gunicorn reads it itself)."""
 
 import multiprocessing
 import os
@@ -7,7 +8,6 @@ wsgi_app = "registry.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
-worker_class = "gthread" if threads > 1 else "sync"
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = 30
 keepalive = 5
