@@ -16,7 +16,7 @@ from django.utils.dateparse import parse_datetime
 from directory import selectors
 from directory.models import VaultLogRef
 from registry.errors import ErrorCode, InvalidInput
-from registry.models import LogEntry, LogKind, Provider, ProviderStatusChange, VaultStatus
+from registry.models import LogEntry, LogKind, ProviderStatusChange, VaultStatus
 
 
 def at_parameter(request) -> str | None:
@@ -89,21 +89,21 @@ def resolve_at(number: str, at: datetime) -> selectors.Resolution | None:
             holds.add(entry.get("hold"))
         elif kind == LogKind.VAULT_RELEASED:
             holds.discard(entry.get("hold"))
-    provider = Provider.objects.get(pk=provider_id)
-    change = (
-        ProviderStatusChange.objects.filter(provider=provider, created_at__lte=at)
+    provider_id = str(provider_id)
+    status_then = (
+        ProviderStatusChange.objects.filter(provider_id=provider_id, created_at__lte=at)
         .order_by("-created_at", "-id")
+        .values_list("to_status", flat=True)
         .first()
     )
-    provider_status = change.to_status if change else provider.status
-    _identity, endpoints, certificates = selectors.provider_routes(
-        [(str(provider.pk), provider_status, None)], at
-    )[str(provider.pk)]
+    identity, endpoints, certificates = selectors.provider_routes([(provider_id, None, None)], at)[
+        provider_id
+    ]
     route = selectors.ProviderRoute(
-        id=str(provider.pk),
-        legal_name=provider.legal_name,
-        legal_id=f"{provider.legal_id_scheme}:{provider.legal_id}",
-        status=provider_status,
+        id=provider_id,
+        legal_name=identity["legal_name"],
+        legal_id=identity["legal_id"],
+        status=status_then or identity["status"],
         log_sequence=None,
         endpoints=endpoints,
         certificates=certificates,

@@ -202,9 +202,10 @@ def _fetch_routes(
         str(row["id"]): {
             "legal_name": row["legal_name"],
             "legal_id": f"{row['legal_id_scheme']}:{row['legal_id']}",
+            "status": row["status"],  # today's: a lookup takes it from the vault query
         }
         for row in Provider.objects.filter(pk__in=provider_ids).values(
-            "id", "legal_name", "legal_id_scheme", "legal_id"
+            "id", "legal_name", "legal_id_scheme", "legal_id", "status"
         )
     }
     until = {pid: now + ROUTE_CACHE_TTL for pid in provider_ids}
