@@ -143,13 +143,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
             },
         )
 
-    def _with_reason(self, request, queryset, *, action: str, title: str, service, success: str):
-        """An action that first asks for a reason, then calls the service with it."""
+    def _with_reason(
+        self, request, queryset, service, *, action: str, title: str, success: str, **arguments
+    ):
+        """An action that first asks for a reason, then calls ``service`` for each record
+        selected: ``service(actor=…, <model name>=record, reason=…, **arguments)``."""
         if "apply" in request.POST:
             form = ReasonForm(request.POST)
             if form.is_valid():
-                reason = form.cleaned_data["reason"]
-                self._run(request, queryset, lambda obj: service(obj, reason), success)
+                actor = Actor.for_user(request.user)
+                field = self.model._meta.model_name
+                self._run(
+                    request,
+                    queryset,
+                    lambda obj: service(
+                        actor=actor,
+                        **{field: obj},
+                        reason=form.cleaned_data["reason"],
+                        **arguments,
+                    ),
+                    success,
+                )
                 return None
         else:
             form = ReasonForm()
@@ -200,17 +214,14 @@ class OrganisationAdmin(ReadOnlyAdmin):
     set_status = None  # the service, set by subclasses
 
     def change_status(self, request, queryset, status, verb, action):
-        service = type(self).set_status
-        field = self.model._meta.model_name
         return self._with_reason(
             request,
             queryset,
+            type(self).set_status,
             action=action,
             title=f"{verb.capitalize()}: give a reason",
-            service=lambda obj, reason: service(
-                actor=Actor.for_user(request.user), **{field: obj}, status=status, reason=reason
-            ),
             success=f"Status set to {status}",
+            status=status,
         )
 
     @admin.action(description="Create an API token (shown once)")
@@ -379,16 +390,14 @@ class VaultAdmin(ReadOnlyAdmin):
         self._run(request, queryset, lambda v: vaults.vault_close(actor=actor, vault=v), "Closed")
 
     def _registry_lock(self, request, queryset, *, locked: bool, action: str):
-        actor = Actor.for_user(request.user)
         return self._with_reason(
             request,
             queryset,
+            transfers.vault_set_registry_lock,
             action=action,
             title=("Set" if locked else "Clear") + " registry_lock: give a reason",
-            service=lambda vault, reason: transfers.vault_set_registry_lock(
-                actor=actor, vault=vault, locked=locked, reason=reason
-            ),
             success="registry_lock " + ("set" if locked else "cleared"),
+            locked=locked,
         )
 
     @admin.action(description="Set registry_lock (blocks transfers; cancels a pending one)")
@@ -432,29 +441,23 @@ class TransferAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Cancel selected pending transfers (server_cancelled, with reason)")
     def server_cancel(self, request, queryset):
-        actor = Actor.for_user(request.user)
         return self._with_reason(
             request,
             queryset,
+            transfers.transfer_server_cancel,
             action="server_cancel",
             title="Cancel the transfer: give a reason",
-            service=lambda transfer, reason: transfers.transfer_server_cancel(
-                actor=actor, transfer=transfer, reason=reason
-            ),
             success="Cancelled",
         )
 
     @admin.action(description="Approve selected pending transfers now (server_approved, reason)")
     def server_approve(self, request, queryset):
-        actor = Actor.for_user(request.user)
         return self._with_reason(
             request,
             queryset,
+            transfers.transfer_server_approve,
             action="server_approve",
             title="Approve the transfer now: give a reason",
-            service=lambda transfer, reason: transfers.transfer_server_approve(
-                actor=actor, transfer=transfer, reason=reason
-            ),
             success="Approved",
         )
 
