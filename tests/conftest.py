@@ -8,14 +8,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from registry.services.common import Actor
-from tests.factories import (
-    CertificateFactory,
-    EndpointFactory,
-    IssuerFactory,
-    ProviderFactory,
-    VaultFactory,
-    make_token,
-)
+from tests.factories import IssuerFactory, VaultFactory, deliverable_provider, make_token
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -40,18 +33,12 @@ def actor() -> Actor:
 @pytest.fixture
 def provider(db):
     """An active provider that can be delivered to: one endpoint, one encryption certificate."""
-    provider = ProviderFactory()
-    EndpointFactory(provider=provider)
-    CertificateFactory(provider=provider)
-    return provider
+    return deliverable_provider()
 
 
 @pytest.fixture
 def other_provider(db):
-    provider = ProviderFactory()
-    EndpointFactory(provider=provider)
-    CertificateFactory(provider=provider)
-    return provider
+    return deliverable_provider()
 
 
 @pytest.fixture

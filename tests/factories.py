@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from datetime import timedelta
 
@@ -79,19 +80,17 @@ class CertificateFactory(factory.django.DjangoModelFactory):
             f"{kwargs['provider'].legal_name} documents", kwargs["use"]
         )
         info = x509.inspect_certificate(pem, kwargs["use"])
-        kwargs.setdefault("pem", info.pem)
-        for name in (
-            "fingerprint_sha256",
-            "subject",
-            "issuer",
-            "serial_number",
-            "not_before",
-            "not_after",
-            "key_type",
-            "key_size",
-        ):
-            kwargs.setdefault(name, getattr(info, name))
+        for name, value in dataclasses.asdict(info).items():
+            kwargs.setdefault(name, value)
         return super()._create(model_class, *args, **kwargs)
+
+
+def deliverable_provider(**fields) -> Provider:
+    """An active provider that can be delivered to: one endpoint, one encryption certificate."""
+    provider = ProviderFactory(**fields)
+    EndpointFactory(provider=provider)
+    CertificateFactory(provider=provider)
+    return provider
 
 
 class VaultFactory(factory.django.DjangoModelFactory):

@@ -1,4 +1,5 @@
-"""Fixtures for portability tests: a clock to move, and the three sides of a transfer.
+"""Fixtures for portability tests (a clock to move, the three sides of a transfer) and for the
+federation admin (a superuser with TOTP, a session that passed it, changelist actions).
 
 ``provider`` (tests/conftest.py) hosts ``vault`` and is the losing side; ``other_provider`` is the
 gaining side; ``third_provider`` sees neither.
@@ -9,12 +10,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.auth.models import User
 from django.utils import timezone
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from registry.services import transfers
 from registry.services.common import Actor
-from tests.factories import CertificateFactory, EndpointFactory, ProviderFactory, make_token
+from tests.factories import deliverable_provider, make_token
 
 
 class Clock:
@@ -52,10 +57,7 @@ def bearer(owner, days: int = 400) -> APIClient:
 
 @pytest.fixture
 def third_provider(db):
-    provider = ProviderFactory()
-    EndpointFactory(provider=provider)
-    CertificateFactory(provider=provider)
-    return provider
+    return deliverable_provider()
 
 
 @pytest.fixture
@@ -93,3 +95,33 @@ def pending(clock, provider, other_provider, vault, holder_code):
         consent_reference="consent-42",
     )
     return transfer
+
+
+# --- The federation admin -------------------------------------------------------------------------
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def admin_user(db):
+    """A superuser with a confirmed TOTP device (overrides pytest-django's ``admin_user``)."""
+    user = User.objects.create_superuser("root", "root@registry.example", PASSWORD)
+    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
+    return user
+
+
+@pytest.fixture
+def otp_client(client, admin_user):
+    """A browser session that passed both the password and the TOTP code."""
+    client.force_login(admin_user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = admin_user.totpdevice_set.get().persistent_id
+    session.save()
+    return client
+
+
+def run_action(client, model: str, action: str, pks, **form):
+    """Post an admin changelist action for the rows ``pks``, with any extra form fields."""
+    url = f"/admin/registry/{model}/"
+    data = {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in pks], **form}
+    return client.post(url, data)

@@ -5,37 +5,17 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
-from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from registry.models import ApiToken, AuditEvent, LogEntry, OrganisationStatus, Provider, Vault
 from registry.services import organisations
 from tests.factories import ProviderFactory
+from tests.registry.conftest import PASSWORD, run_action
 
 pytestmark = pytest.mark.django_db
-PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def admin_user():
-    user = User.objects.create_superuser("root", "root@registry.example", PASSWORD)
-    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    return user
-
-
-@pytest.fixture
-def otp_client(client, admin_user):
-    """A browser session that passed both the password and the TOTP code."""
-    client.force_login(admin_user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = admin_user.totpdevice_set.get().persistent_id
-    session.save()
-    return client
 
 
 def current_code(user) -> str:
@@ -70,12 +50,6 @@ def test_password_and_totp_code_open_the_admin(client, admin_user):
 def test_a_logged_in_session_without_otp_is_refused(client, admin_user):
     client.force_login(admin_user)
     assert client.get("/admin/registry/provider/").status_code == 302
-
-
-def run_action(client, model: str, action: str, pks, **form):
-    url = f"/admin/registry/{model}/"
-    data = {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in pks], **form}
-    return client.post(url, data)
 
 
 def test_approve_asks_for_a_reason_then_calls_the_service(otp_client, admin_user):

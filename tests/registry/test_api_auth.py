@@ -14,6 +14,7 @@ from registry.errors import Conflict, ErrorCode
 from registry.models import ApiToken, AuditEvent, OrganisationStatus, Provider
 from registry.services import tokens
 from tests.factories import IssuerFactory, ProviderFactory, VaultFactory, make_token
+from tests.registry.helpers import assert_problem
 
 ENDPOINTS = "/api/v1/provider/endpoints"
 REALM = 'Bearer realm="vault-registry"'
@@ -24,14 +25,6 @@ def client_with(header: str | None) -> APIClient:
     if header is not None:
         client.credentials(HTTP_AUTHORIZATION=header)
     return client
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 def test_no_header_is_not_authenticated(provider):

@@ -12,9 +12,9 @@ from registry import numbers
 from registry.models import AuditEvent, Provider, Vault
 from registry.services import vaults
 from tests.factories import random_siren
+from tests.registry.helpers import PROBLEM
 
 APPLICATIONS = "/api/v1/provider-applications"
-PROBLEM = "application/problem+json"
 
 
 def assert_problem(response, status: int, code: str) -> dict:

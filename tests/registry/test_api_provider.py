@@ -8,26 +8,14 @@ from urllib.parse import quote
 import pytest
 
 from registry import numbers, x509
-from registry.models import AuditEvent, Certificate, Endpoint, LogEntry, Vault, VaultStatus
+from registry.models import AuditEvent, Certificate, Endpoint, Vault, VaultStatus
 from registry.numbers import format_display
 from tests.factories import VaultFactory
+from tests.registry.helpers import assert_problem, log_kinds
 
 ENDPOINTS = "/api/v1/provider/endpoints"
 CERTIFICATES = "/api/v1/provider/certificates"
 VAULTS = "/api/v1/provider/vaults"
-PROBLEM = "application/problem+json"
-
-
-def log_kinds() -> list[str]:
-    return list(LogEntry.objects.order_by("sequence").values_list("kind", flat=True))
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 # --- Endpoints ----------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from registry.errors import DomainError
 from registry.models import DeliveryState, Message, MessageKind
 from registry.services import messages, transfers, webhooks
 from registry.services.common import Actor
-from tests.factories import CertificateFactory
+from tests.factories import CertificateFactory, VaultFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -288,6 +288,9 @@ def test_acknowledged_and_webhookless_messages_are_not_pushed(
     message = Message.objects.get(provider=provider)
     messages.message_ack(actor=SYSTEM, provider=provider, message_id=message.pk)
     messages.webhook_register(actor=SYSTEM, provider=provider, url="https://a.example/")
+    # (other_provider has no webhook; a code issued for its own vault queued it a message, due now)
+    other_vault = VaultFactory(provider=other_provider)
+    transfers.transfer_code_issue(actor=SYSTEM, provider=other_provider, vault=other_vault)
     endpoint = FakeEndpoint(200)
     # then nothing is sent
     assert webhooks.deliver_webhooks(sender=endpoint).attempted == 0

@@ -15,6 +15,7 @@ from registry.models import (
     ProviderStatusChange,
 )
 from tests.factories import ProviderFactory, make_token, random_siren
+from tests.registry.helpers import assert_problem
 
 PROVIDERS = "/api/v1/provider-applications"
 ISSUERS = "/api/v1/issuer-applications"
@@ -41,14 +42,6 @@ def issuer_application(**fields) -> dict:
         "purposes": ["bank_statement", "tax_notice"],
         **fields,
     }
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 def test_provider_application_lands_as_applied(db):

@@ -55,12 +55,16 @@ ALLOWED = {
 DISALLOWED = sorted({(a, b) for a in S for b in S} - ALLOWED)
 
 
+def log_size() -> int:
+    return LogHead.objects.filter(pk=1).values_list("size", flat=True).first() or 0
+
+
 def log_bodies() -> list[dict]:
     """Every log entry's body, after checking the log is well formed: canonical JSON, correct
     leaf hashes, sequences gapless from 0 and the head's size equal to the number of entries."""
     entries = list(LogEntry.objects.order_by("sequence"))
     assert [entry.sequence for entry in entries] == list(range(len(entries)))
-    head = LogHead.objects.filter(pk=1).values_list("size", flat=True).first() or 0
+    head = log_size()
     assert head == len(entries)
     bodies = []
     for entry in entries:
@@ -71,10 +75,6 @@ def log_bodies() -> list[dict]:
         assert parsed["kind"] == entry.kind
         bodies.append(parsed)
     return bodies
-
-
-def log_size() -> int:
-    return LogHead.objects.filter(pk=1).values_list("size", flat=True).first() or 0
 
 
 def only_audit(action: str, target) -> AuditEvent:

@@ -3,37 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
-from django.contrib.auth.models import User
-from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registry.models import AuditEvent, Message, Transfer, TransferCode, Vault
 from registry.services import transfers
 from registry.services.common import Actor
+from tests.registry.conftest import run_action
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def admin_user():
-    user = User.objects.create_superuser("root", "root@registry.example", "pw-not-used-here")
-    TOTPDevice.objects.create(user=user, name="phone", confirmed=True)
-    return user
-
-
-@pytest.fixture
-def otp_client(client, admin_user):
-    client.force_login(admin_user)
-    session = client.session
-    session[DEVICE_ID_SESSION_KEY] = admin_user.totpdevice_set.get().persistent_id
-    session.save()
-    return client
-
-
-def run_action(client, model: str, action: str, pks, **form):
-    data = {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in pks], **form}
-    return client.post(f"/admin/registry/{model}/", data)
 
 
 def test_the_admin_lists_every_transfer(otp_client, pending):

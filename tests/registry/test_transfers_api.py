@@ -24,20 +24,12 @@ from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.factories import VaultFactory
 from tests.registry.conftest import bearer
+from tests.registry.helpers import assert_problem, log_kinds
 
 pytestmark = pytest.mark.django_db
 
 TRANSFERS = "/api/v1/provider/transfers"
-PROBLEM = "application/problem+json"
 SYSTEM = Actor.system("tests")
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == PROBLEM
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 def request_transfer(client, vault, code: str, consent: str = "consent-42"):
@@ -47,10 +39,6 @@ def request_transfer(client, vault, code: str, consent: str = "consent-42"):
 
 def act(client, transfer, action: str, **payload):
     return client.post(f"{TRANSFERS}/{transfer.pk}/{action}", payload or None, format="json")
-
-
-def log_kinds() -> list[str]:
-    return list(LogEntry.objects.order_by("sequence").values_list("kind", flat=True))
 
 
 def wrong_but_well_formed(code: str) -> str:

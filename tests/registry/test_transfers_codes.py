@@ -13,9 +13,9 @@ from registry.models import AuditEvent, LogEntry, Message, TransferCode, Vault
 from registry.services import transfers, vaults
 from registry.services.common import Actor
 from registry.transfer_codes import ALPHABET, CodeError, InvalidCode
+from tests.registry.helpers import PROBLEM
 
 SYSTEM = Actor.system("tests")
-PROBLEM = "application/problem+json"
 
 
 def code_url(vault, suffix: str = "") -> str:
