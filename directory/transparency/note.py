@@ -40,11 +40,23 @@ def _check_name(name: str) -> None:
         raise NoteError(f"invalid key name {name!r}")
 
 
-def checkpoint_text(origin: str, size: int, root: bytes) -> str:
-    """The body of a checkpoint note (before signatures)."""
+def checkpoint_text(
+    origin: str, size: int, root: bytes, *, map_root: bytes | None = None, time: int | None = None
+) -> str:
+    """The body of a checkpoint note (before signatures).
+
+    The registry's checkpoints carry two extension lines (c2sp.org/tlog-checkpoint allows
+    them after the root hash): ``map <base64 state-map root>`` and ``time <unix seconds>``, so
+    one signature binds the log, the state map derived from it, and the time of signing.
+    """
     if not origin or "\n" in origin:
         raise NoteError("invalid origin line")
-    return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+    text = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
+    if map_root is not None:
+        text += f"map {base64.b64encode(map_root).decode()}\n"
+    if time is not None:
+        text += f"time {time}\n"
+    return text
 
 
 def sign(text: str, name: str, private_key: Ed25519PrivateKey) -> str:
@@ -68,6 +80,8 @@ class Checkpoint:
     text: str
     note: str
     key_name: str
+    map_root: bytes | None = None
+    time: int | None = None
 
 
 def _split(note: str) -> tuple[str, list[tuple[str, bytes, bytes]]]:
@@ -128,6 +142,37 @@ def parse_checkpoint(note: str, keys: dict[str, list[bytes]], origin: str | None
         raise NoteError("malformed root hash") from exc
     if len(root) != 32:
         raise NoteError("root hash is not 32 bytes")
+    map_root, time = _extensions(lines[3:-1])
     return Checkpoint(
-        origin=lines[0], size=int(lines[1]), root=root, text=text, note=note, key_name=name
+        origin=lines[0],
+        size=int(lines[1]),
+        root=root,
+        text=text,
+        note=note,
+        key_name=name,
+        map_root=map_root,
+        time=time,
     )
+
+
+def _extensions(lines: list[str]) -> tuple[bytes | None, int | None]:
+    """The ``map`` and ``time`` extension lines (each at most once); others are ignored."""
+    map_root, time = None, None
+    for line in lines:
+        label, _, value = line.partition(" ")
+        if label == "map":
+            if map_root is not None:
+                raise NoteError("two map lines")
+            try:
+                map_root = base64.b64decode(value, validate=True)
+            except binascii.Error as exc:
+                raise NoteError("malformed map root") from exc
+            if len(map_root) != 32:
+                raise NoteError("map root is not 32 bytes")
+        elif label == "time":
+            if time is not None or not value.isascii() or not value.isdigit():
+                raise NoteError("malformed time line")
+            time = int(value)
+        elif not line:
+            raise NoteError("empty line in a checkpoint body")
+    return map_root, time
