@@ -13,10 +13,9 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from directory import selectors
 from directory.models import VaultLogRef
 from registry.errors import ErrorCode, InvalidInput
-from registry.models import LogEntry, LogKind, ProviderStatusChange, VaultStatus
+from registry.models import LogEntry
 
 
 def at_parameter(request) -> str | None:
@@ -67,55 +66,3 @@ def vault_history(number: str) -> list[dict[str, Any]]:
         }
         for sequence, entry in vault_entries(number)
     ]
-
-
-def resolve_at(number: str, at: datetime) -> selectors.Resolution | None:
-    """Where the vault routed at ``at``, replayed from its log entries; None if it did not exist.
-
-    The provider is the one named by the last entry recorded at or before ``at``; holds and
-    closure are replayed from the entries; the provider's status, endpoints and certificates are
-    those in force at ``at``. Five indexed queries.
-    """
-    entries = vault_entries(number, until=at)
-    if not entries:
-        return None
-    provider_id, status, holds = None, VaultStatus.ACTIVE, set()
-    for _sequence, entry in entries:
-        provider_id = entry.get("provider", provider_id)
-        kind = entry.get("kind")
-        if kind == LogKind.VAULT_CLOSED:
-            status = VaultStatus.CLOSED
-        elif kind == LogKind.VAULT_HELD:
-            holds.add(entry.get("hold"))
-        elif kind == LogKind.VAULT_RELEASED:
-            holds.discard(entry.get("hold"))
-    provider_id = str(provider_id)
-    status_then = (
-        ProviderStatusChange.objects.filter(provider_id=provider_id, created_at__lte=at)
-        .order_by("-created_at", "-id")
-        .values_list("to_status", flat=True)
-        .first()
-    )
-    identity, endpoints, certificates = selectors.provider_routes([(provider_id, None, None)], at)[
-        provider_id
-    ]
-    route = selectors.ProviderRoute(
-        id=provider_id,
-        legal_name=identity["legal_name"],
-        legal_id=identity["legal_id"],
-        status=status_then or identity["status"],
-        log_sequence=None,
-        endpoints=endpoints,
-        certificates=certificates,
-    )
-    state = selectors.VaultState(
-        status=status,
-        client_hold="client_hold" in holds,
-        server_hold="server_hold" in holds,
-        client_transfer_prohibited=False,
-        registry_lock=False,
-        pending_transfer=False,
-    )
-    return selectors.Resolution(
-        number, state, entries[-1][0], route, selectors.reasons_for(state, route)
-    )

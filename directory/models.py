@@ -72,11 +72,18 @@ class TreeNode(models.Model):
 
 
 class Checkpoint(models.Model):
-    """A signed C2SP checkpoint (signed note) over the log at ``size``, as published."""
+    """A signed C2SP checkpoint (signed note) over the log at ``size``, as published.
+
+    The note binds the origin, the size, the log root, the state map root and the time; the
+    witnesses' cosignatures are added to ``note`` as they come (signature lines only: the signed
+    text never changes).
+    """
 
     size = models.BigIntegerField()
     root_hash = models.BinaryField(max_length=32)
+    map_root = models.BinaryField(max_length=32, default=bytes(32))
     note = models.TextField(help_text="The signed note, exactly as served")
+    cosigners = models.JSONField(default=list, blank=True, help_text="Names of the witnesses")
     key_name = models.CharField(max_length=200)
     key_hash = models.CharField(max_length=8, help_text="Hex of the 4-byte signed-note key hash")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -107,3 +114,37 @@ class VaultLogRef(models.Model):
 
     def __str__(self) -> str:
         return f"{self.number} #{self.sequence}"
+
+
+class StateRecord(models.Model):
+    """One record of the state map as of log size ``version``: the complete vault or provider
+    record a log entry carried (RFC 8785 bytes), kept for every version so that answers at a
+    past checkpoint read the record of then. Derived from the log alone (``rebuild_state_map``).
+    """
+
+    pk = models.CompositePrimaryKey("key", "version")
+    key = models.CharField(max_length=60)
+    version = models.BigIntegerField()
+    record = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"{self.key} @{self.version}"
+
+
+class MapNode(models.Model):
+    """One stored node of the state map (directory.transparency.statemap) as of ``version``.
+
+    ``node`` is the node's id (depth and bit prefix); a leaf row also holds the leaf's path and
+    value. Nodes are never changed: an update writes new rows with the new version along the
+    path, so the map at any checkpoint can still be proven.
+    """
+
+    pk = models.CompositePrimaryKey("node", "version")
+    node = models.BinaryField(max_length=34)
+    version = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+    leaf_path = models.BinaryField(max_length=32, null=True)
+    leaf_value = models.BinaryField(max_length=32, null=True)
+
+    def __str__(self) -> str:
+        return f"map node {bytes(self.node).hex()} @{self.version}"

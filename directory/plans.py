@@ -1,9 +1,11 @@
 """Routing plans: a whole statement run resolved in one call, grouped by provider.
 
 The numbers are read and checked in Python once each (fast path, see registry.numbers), resolved
-with one set-based query (directory.selectors.resolve_groups, shared with the single lookup), and
-answered as JSON or NDJSON built with orjson. The plan's record keeps counts and the SHA-256 of
-the request and answer bytes, so an issuer can later prove what the registry answered.
+against the state map at the checkpoint served (the records a lookup is proven from, two
+queries), and answered as JSON or NDJSON built with orjson; the answer names that checkpoint so
+the client can verify every placement (``POST /api/v1/state/proofs``). The plan's record keeps
+counts and the SHA-256 of the request and answer bytes, so an issuer can later prove what the
+registry answered.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from typing import Any
 import orjson
 from django.utils import timezone
 
-from directory import checkpoints
+from directory import proven, state
 from directory.api.rendering import dumps
-from directory.models import RoutingPlan
-from directory.selectors import Reason, resolve_groups
+from directory.models import Checkpoint, RoutingPlan
+from directory.transparency import records as rec
+from directory.transparency.records import Reason
 from registry import numbers
 from registry.errors import DomainError, ErrorCode, InvalidInput
 from registry.federation import known_allocators
@@ -78,9 +81,18 @@ class Plan:
     groups: list[dict[str, Any]] = field(default_factory=list)
     unroutable: list[dict[str, str]] = field(default_factory=list)
     duplicates: list[dict[str, Any]] = field(default_factory=list)
+    checkpoint: Checkpoint | None = None
+    at: str = ""
 
     def header(self) -> dict[str, Any]:
-        return {"id": str(self.id), "created_at": timestamp(self.created_at)}
+        """The plan's identity, and the signed state and time it was resolved against: the
+        client verifies every placement against that checkpoint's map."""
+        return {
+            "id": str(self.id),
+            "created_at": timestamp(self.created_at),
+            "at": self.at,
+            "checkpoint": self.checkpoint.note if self.checkpoint else None,
+        }
 
     def as_json(self) -> bytes:
         return dumps(
@@ -107,8 +119,46 @@ class Plan:
             yield b"\n".join(lines[start : start + 1000]) + b"\n"
 
 
-def build_plan(asked: list[str]) -> Plan:
-    """Resolve every number asked; each appears exactly once in the answer."""
+def resolve_plan(valid: list[str], checkpoint: Checkpoint, at: str):
+    """Place each valid, distinct number from the state map at ``checkpoint``
+    (``records.placement``, as the client checks it): the numbers per deliverable provider,
+    the providers' records, and (number, reason) for the rest. Two queries for the records."""
+    size = checkpoint.size
+    found = state.records_at([rec.vault_key(n) for n in valid], size)
+    vaults = {key[len(rec.VAULT) + 1 :]: orjson.loads(data) for key, data in found.items()}
+    provider_ids = sorted({vault["provider"] for vault in vaults.values()})
+    providers = {
+        key[len(rec.PROVIDER) + 1 :]: orjson.loads(data)
+        for key, data in state.records_at([rec.provider_key(p) for p in provider_ids], size).items()
+    }
+    # A provider's own reasons are the same for all its open, unheld vaults: decided once.
+    open_vault = {"status": "active", "client_hold": False, "server_hold": False}
+    by_provider = {pid: rec.placement(open_vault, providers.get(pid), at) for pid in provider_ids}
+    groups: dict[str, list[str]] = {}
+    unroutable: list[tuple[str, str]] = []
+    for number in valid:
+        vault = vaults.get(number)
+        if vault is None:
+            reason = str(Reason.UNKNOWN)
+        elif vault["status"] == "closed":
+            reason = rec.REASON_CLOSED
+        elif vault["client_hold"] or vault["server_hold"]:
+            reason = rec.REASON_HOLD
+        else:
+            reason = by_provider[vault["provider"]]
+        if reason is None:
+            groups.setdefault(vault["provider"], []).append(number)
+        else:
+            unroutable.append((number, reason))
+    return groups, providers, unroutable
+
+
+def build_plan(asked: list[str], checkpoint: Checkpoint | None = None) -> Plan:
+    """Resolve every number asked against the state signed by ``checkpoint`` (the one served
+    by default); each appears exactly once in the answer."""
+    checkpoint = checkpoint or proven.checkpoint_for(None)
+    now = timezone.now()
+    at = timestamp(now)
     allocators = known_allocators()
     counts: Counter[str] = Counter()
     invalid: dict[str, str] = {}
@@ -122,37 +172,18 @@ def build_plan(asked: list[str]) -> Plan:
         except numbers.InvalidNumber as exc:
             invalid[raw] = f"{Reason.INVALID}:{exc.code}"
         counts[raw] += times
-    unroutable: list[dict[str, str]] = [
-        {"number": raw, "reason": reason} for raw, reason in invalid.items()
-    ]
-    by_reason: Counter[str] = Counter(item["reason"] for item in unroutable)
     valid = [n for n in counts if n not in invalid] if invalid else list(counts)
-    groups: dict[str, dict[str, Any]] = {}
-    resolved = resolve_groups(valid)
-    for group in resolved.groups:
-        if group.reasons:
-            reason = str(group.reasons[0])
-            by_reason[reason] += len(group.numbers)
-            unroutable.extend({"number": n, "reason": reason} for n in group.numbers)
-            continue
-        provider = group.provider
-        entry = groups.get(provider.id)
-        if entry is None:
-            entry = groups[provider.id] = {
-                "provider": provider.identity(),
-                "endpoints": provider.endpoints,
-                "encryption_certificates": provider.certificates,
-                "numbers": [],
-            }
-        entry["numbers"].extend(group.numbers)
-    unroutable.extend({"number": n, "reason": str(Reason.UNKNOWN)} for n in resolved.unknown)
-    if resolved.unknown:
-        by_reason[Reason.UNKNOWN] = len(resolved.unknown)
+    placed, providers, refused = resolve_plan(valid, checkpoint, at)
+    unroutable = [{"number": raw, "reason": reason} for raw, reason in invalid.items()]
+    unroutable += [{"number": number, "reason": reason} for number, reason in refused]
     unroutable.sort(key=lambda item: (item["reason"], item["number"]))
-    for entry in groups.values():
-        entry["numbers"].sort()
-        entry["count"] = len(entry["numbers"])
-    routable = sum(entry["count"] for entry in groups.values())
+    by_reason = Counter(item["reason"] for item in unroutable)
+    groups = [
+        {**rec.route_fields(providers[pid], at), "numbers": sorted(members), "count": len(members)}
+        for pid, members in placed.items()
+    ]
+    proven.attach_pems([c for group in groups for c in group["encryption_certificates"]])
+    routable = sum(group["count"] for group in groups)
     duplicates = [{"number": n, "count": c} for n, c in counts.items() if c > 1]
     summary = {
         "asked": len(asked),
@@ -163,8 +194,10 @@ def build_plan(asked: list[str]) -> Plan:
         "unroutable_by_reason": dict(sorted(by_reason.items())),
         "providers": len(groups),
     }
-    ordered = sorted(groups.values(), key=lambda entry: entry["provider"]["legal_name"])
-    return Plan(uuid.uuid4(), timezone.now(), summary, ordered, unroutable, duplicates)
+    groups.sort(key=lambda group: (group["provider"]["legal_name"], group["provider"]["id"]))
+    return Plan(
+        uuid.uuid4(), now, summary, groups, unroutable, duplicates, checkpoint=checkpoint, at=at
+    )
 
 
 def routing_plan_record(
@@ -196,5 +229,5 @@ def routing_plan_record(
         providers=summary["providers"],
         request_sha256=hashlib.sha256(request_body).hexdigest(),
         answer_sha256=hashlib.sha256(answer).hexdigest(),
-        log_size=checkpoints.log_size(),
+        log_size=plan.checkpoint.size if plan.checkpoint else 0,
     )

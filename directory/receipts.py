@@ -1,14 +1,14 @@
 """Signed receipts: a compact JWS over every answer the directory gives (DESIGN.md §6).
 
 The receipt key (Ed25519, ``alg: Ed25519`` as RFC 9864 and joserfc name it, with the key's JWK
-thumbprint as ``kid``) signs what was asked, what was answered, the log index of the vault's last
-change with that entry's bytes, the signed checkpoint it is proven against and the inclusion proof,
-and a short validity. Found, not found, closed and invalid answers are all signed.
+thumbprint as ``kid``) signs what was asked, what was answered (every proven field), the signed
+checkpoint the answer is proven against and the map values of the records, with a short
+validity: the issuer can later show what it was told. Found, not found, closed and invalid
+answers are all signed. The proof itself travels in the answer (``proof``).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import time
 from typing import Any
@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 from django.conf import settings
 
-from directory import checkpoints, history, keys, tree
-from directory.client.answers import found_answer
+from directory import history, keys, proven
+from directory.models import Checkpoint
+from directory.transparency.answers import answer_projection
 from registry.errors import DomainError, InvalidInput
-from registry.models import LogEntry
 from registry.numbers import InvalidNumber
 
 ALG = "Ed25519"
@@ -62,40 +62,7 @@ def sign_receipt(payload: dict[str, Any]) -> str:
     return (signing_input + b"." + keys.b64url(key.private.sign(signing_input))).decode("ascii")
 
 
-def _b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def log_evidence(log_index: int | None) -> dict[str, Any]:
-    """Checkpoint, entry bytes and inclusion proof backing ``log_index`` (cached per process).
-
-    Entries and proofs never change, so a proof for (index, checkpoint size) is computed once:
-    two indexed queries (the entry and the proof's nodes) the first time, none afterwards.
-    """
-    checkpoint = checkpoints.latest(covering=log_index)
-    evidence: dict[str, Any] = {
-        "log_index": log_index,
-        "checkpoint": checkpoint.note if checkpoint else None,
-        "log_entry": None,
-        "inclusion_proof": None,
-    }
-    if log_index is None or checkpoint is None or checkpoint.size <= log_index:
-        return evidence  # not yet covered by a checkpoint: the client reports it as pending
-    evidence["log_entry"], evidence["inclusion_proof"] = _entry_and_proof(
-        log_index, checkpoint.size
-    )
-    return evidence
-
-
-@functools.lru_cache(maxsize=4096)
-def _entry_and_proof(log_index: int, size: int) -> tuple[str, list[str]]:
-    body = LogEntry.objects.values_list("body", flat=True).get(sequence=log_index)
-    proof = [_b64(h) for h in tree.inclusion_proof(log_index, size)]
-    return _b64(bytes(body)), proof
-
-
 def clear_cache() -> None:
-    _entry_and_proof.cache_clear()
     _HEADERS.clear()
 
 
@@ -111,32 +78,28 @@ def _asked(request, number: str) -> dict[str, Any]:
     }
 
 
-def attach_receipt(request, number: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Add the signed ``receipt`` member to a found (200) lookup answer; returns ``body``."""
-    payload = {
-        "typ": "lookup",
-        "asked": _asked(request, number),
-        "answer": found_answer(body),
-        **log_evidence(body.get("log_sequence")),
-    }
-    body["receipt"] = sign_receipt(payload)
-    return body
+def lookup_receipt(request, number: str, result: proven.Lookup) -> str:
+    """The receipt of a proven lookup (200, 404 or 410): what was asked, the status and every
+    proven field answered, the checkpoint's signed text and the map values proven."""
+    return sign_receipt(
+        {
+            "typ": "lookup",
+            "asked": _asked(request, number),
+            "answer": answer_projection(result.status, result.number, result.at, result.fields),
+            "checkpoint": result.checkpoint.note,
+            "values": result.values(),
+        }
+    )
 
 
-def _error_receipt(request, number: str, exc: DomainError) -> str:
-    answer = {"status": exc.status, "code": exc.code, **exc.extra}
-    answer.pop("receipt", None)
-    payload = {
-        "typ": "lookup",
-        "asked": _asked(request, number),
-        "answer": answer,
-        **log_evidence(exc.extra.get("log_sequence")),
-    }
-    return sign_receipt(payload)
+def _refusal_receipt(request, number: str, exc: DomainError) -> str:
+    answer = {"status": exc.status, "code": exc.code}
+    return sign_receipt({"typ": "lookup", "asked": _asked(request, number), "answer": answer})
 
 
 def signed_lookup(get):
-    """Decorate a lookup view's ``get``: its refusals (400, 404, 410) carry a receipt too."""
+    """Decorate a lookup view's ``get``: refusals before any lookup (400: a malformed number or
+    time) carry a receipt too; proven answers sign their own."""
 
     @functools.wraps(get)
     def wrapper(view, request, number, *args, **kwargs):
@@ -144,10 +107,10 @@ def signed_lookup(get):
             return get(view, request, number, *args, **kwargs)
         except InvalidNumber as exc:
             error = InvalidInput(exc.code, exc.message)
-            error.extra["receipt"] = _error_receipt(request, number, error)
+            error.extra["receipt"] = _refusal_receipt(request, number, error)
             raise error from exc
-        except DomainError as exc:
-            exc.extra["receipt"] = _error_receipt(request, number, exc)
+        except InvalidInput as exc:
+            exc.extra["receipt"] = _refusal_receipt(request, number, exc)
             raise
 
     return wrapper
@@ -156,10 +119,11 @@ def signed_lookup(get):
 # --- Routing plans ---------------------------------------------------------------------------
 
 
-def receipt_for_plan(request_sha256: str, answer_sha256: str, summary: dict) -> str:
+def receipt_for_plan(
+    request_sha256: str, answer_sha256: str, summary: dict, checkpoint: Checkpoint | None
+) -> str:
     """A receipt for a routing plan: the hashes of the request and answer bytes and a summary,
-    bound to the latest signed checkpoint (the log state the plan was resolved against)."""
-    checkpoint = checkpoints.latest()
+    bound to the signed checkpoint the plan was resolved against."""
     return sign_receipt(
         {
             "typ": "routing-plan",

@@ -78,6 +78,8 @@ class ErrorCode(StrEnum):
     INVALID_TILE_PATH = "invalid_tile_path"
     TILE_NOT_FOUND = "tile_not_found"
     NO_CHECKPOINT = "no_checkpoint"
+    INVALID_STATE_KEY = "invalid_state_key"
+    NOT_A_CHECKPOINT_SIZE = "not_a_checkpoint_size"
     INVALID_TIME = "invalid_time"
 
 

@@ -6,6 +6,7 @@ a safe default for a single machine, and production secrets fail loudly when mis
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -120,8 +121,19 @@ WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
 VAULT_KEY_DIR = Path(env("VAULT_KEY_DIR", str(VAR_DIR / "keys")))
 # First line of every checkpoint and the signed-note name of the log key (c2sp.org/tlog-checkpoint).
 VAULT_LOG_ORIGIN = env("VAULT_LOG_ORIGIN", "vault-registry.example/log")
-# A write publishes a checkpoint if the latest one is older than this many seconds (0: always).
-VAULT_CHECKPOINT_INTERVAL = env_int("VAULT_CHECKPOINT_INTERVAL", 5)
+# A write is signed in a checkpoint within this many seconds, by a background thread of the
+# process that wrote (0: at once, after the commit).
+VAULT_CHECKPOINT_INTERVAL = env_int("VAULT_CHECKPOINT_INTERVAL", 2)
+# A checkpoint of an unchanged log is re-signed (a new time line) when older than this, so that
+# clients refusing stale checkpoints (vault-registry --max-age) keep working: run
+# `publish_checkpoint` from a timer at least this often.
+VAULT_CHECKPOINT_REFRESH = env_int("VAULT_CHECKPOINT_REFRESH", 300)
+# Witnesses asked to cosign each checkpoint: JSON list of {"name", "vkey", "url"} objects.
+VAULT_WITNESSES = json.loads(env("VAULT_WITNESSES", "[]"))
+# Answers are proven against the latest checkpoint with at least this many cosignatures.
+VAULT_WITNESS_QUORUM = env_int("VAULT_WITNESS_QUORUM", 0)
+# Seconds a publication waits for the witnesses' cosignatures, in total.
+VAULT_WITNESS_TIMEOUT = env_int("VAULT_WITNESS_TIMEOUT", 5)
 # Lifetime of a signed receipt, in seconds.
 VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
 

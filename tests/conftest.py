@@ -8,6 +8,7 @@ from django.db import connection
 from rest_framework.test import APIClient
 
 from registry.services.common import Actor
+from registry.services.common import _schedule_checkpoint as REAL_SCHEDULE
 from tests.factories import IssuerFactory, VaultFactory, deliverable_provider, make_token
 
 
@@ -79,15 +80,12 @@ def lookup_client(issuer) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
-def _empty_route_cache():
-    """Routes and tokens are cached per process; factories write behind the services' back."""
-    from directory.selectors import route_cache
+def _empty_token_cache():
+    """Tokens are cached per process; factories write behind the services' back."""
     from registry.api.auth import token_cache
 
-    route_cache.clear()
     token_cache.clear()
     yield
-    route_cache.clear()
     token_cache.clear()
 
 
@@ -108,19 +106,36 @@ def signing_key_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _signing_keys(settings, signing_key_dir):
-    """Every test signs with throwaway keys; every write publishes a checkpoint at once."""
-    from directory import checkpoints, keys, receipts
+def _signing_keys(settings, signing_key_dir, monkeypatch):
+    """Every test signs with throwaway keys; every write publishes a checkpoint at once.
+
+    A test runs inside one transaction that never commits, so the publication a commit would
+    trigger (``transaction.on_commit``) is done when the append ends instead.
+    """
+    from directory import checkpoints, keys, proven, receipts
+    from registry.services import common
 
     settings.VAULT_KEY_DIR = signing_key_dir
     settings.VAULT_CHECKPOINT_INTERVAL = 0
+    monkeypatch.setattr(common, "_schedule_checkpoint", checkpoints.publish_soon)
     keys.reset()
     checkpoints.clear_cache()
     receipts.clear_cache()
+    proven.clear_cache()
     yield
     keys.reset()
     checkpoints.clear_cache()
     receipts.clear_cache()
+    proven.clear_cache()
+
+
+@pytest.fixture
+def commit_publication(monkeypatch):
+    """Publication as in production: scheduled with ``transaction.on_commit`` (for the tests
+    of that mechanism, with django_capture_on_commit_callbacks)."""
+    from registry.services import common
+
+    monkeypatch.setattr(common, "_schedule_checkpoint", REAL_SCHEDULE)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from registry.models import (
     TokenScope,
     Vault,
 )
+from registry.services.common import state_snapshot
 from registry.services.tokens import hash_token
 
 
@@ -31,7 +32,27 @@ def random_siren() -> str:
     return body + luhn.calc_check_digit(body)
 
 
-class ProviderFactory(factory.django.DjangoModelFactory):
+def _logged(instance):
+    """Factories write rows behind the services' back; the log (hence the state map that
+    answers lookups) learns the record as a migrated registry's would: a snapshot entry."""
+    if isinstance(instance, Vault):
+        state_snapshot(vaults=[instance], at=timezone.now())
+    else:
+        provider_id = instance.pk if isinstance(instance, Provider) else instance.provider_id
+        state_snapshot(providers=[provider_id], at=timezone.now())
+    return instance
+
+
+class _LoggedFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        return _logged(super()._create(model_class, *args, **kwargs))
+
+
+class ProviderFactory(_LoggedFactory):
     class Meta:
         model = Provider
 
@@ -54,7 +75,7 @@ class IssuerFactory(factory.django.DjangoModelFactory):
     purposes = ["bank_statement"]
 
 
-class EndpointFactory(factory.django.DjangoModelFactory):
+class EndpointFactory(_LoggedFactory):
     class Meta:
         model = Endpoint
 
@@ -65,7 +86,7 @@ class EndpointFactory(factory.django.DjangoModelFactory):
     activates_at = factory.LazyFunction(lambda: timezone.now() - timedelta(days=1))
 
 
-class CertificateFactory(factory.django.DjangoModelFactory):
+class CertificateFactory(_LoggedFactory):
     """A real self-signed encryption certificate, inspected as the upload service would."""
 
     class Meta:
@@ -93,7 +114,7 @@ def deliverable_provider(**fields) -> Provider:
     return provider
 
 
-class VaultFactory(factory.django.DjangoModelFactory):
+class VaultFactory(_LoggedFactory):
     class Meta:
         model = Vault
 

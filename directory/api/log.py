@@ -25,7 +25,7 @@ from directory.transparency import note
 from directory.transparency.tiles import TILE_HEIGHT, TILE_WIDTH, join_bundle
 from registry.api.auth import Principal
 from registry.errors import ErrorCode, InvalidInput, NotFound
-from registry.federation import parse_number
+from registry.federation import known_allocators, parse_number
 from registry.models import LogEntry
 
 MAX_TILE_LEVEL = 63 // TILE_HEIGHT
@@ -55,7 +55,12 @@ class _AnyAccept(BaseContentNegotiation):
 
 
 class _LogApi(APIView):
-    permission_classes = [IsParticipant]
+    """The log is public (no token): witnesses, mirrors and holders' monitors must read it, and
+    it holds nothing that is not public by design (vault numbers and routing, no personal
+    data). So full tiles are cacheable by anyone, with nothing to vary on."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _AnyAccept
 
@@ -234,7 +239,11 @@ class LogConsistencyProofApi(_LogApi):
 
 
 class VaultHistoryApi(_LogApi):
-    """The routing changes of one vault, from the log (oldest first)."""
+    """The routing changes of one vault, from the log (oldest first): an index of the public
+    log, served to participants (a token of any scope)."""
+
+    authentication_classes = APIView.authentication_classes
+    permission_classes = [IsParticipant]
 
     @extend_schema(
         operation_id="vault_history",
@@ -292,6 +301,7 @@ class WellKnownApi(APIView):
         response = JsonResponse(
             {
                 "origin": settings.VAULT_LOG_ORIGIN,
+                "allocators": sorted(known_allocators()),
                 "log_keys": log_keys,
                 "receipt_keys": receipt_keys,
             }

@@ -10,7 +10,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from directory.api.rendering import NDJSONRenderer, json_response
-from directory.models import RoutingPlan
+from directory.models import Checkpoint, RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
 from registry.api.auth import LookupScope
@@ -117,7 +117,7 @@ class RoutingPlanCreateApi(APIView):
             "Vault-Registry-Answer-SHA256": record.answer_sha256,
             # Signs the hashes of the bytes exchanged: it cannot travel inside the answer.
             "Vault-Registry-Receipt": receipt_for_plan(
-                record.request_sha256, record.answer_sha256, plan.summary
+                record.request_sha256, record.answer_sha256, plan.summary, plan.checkpoint
             ),
         }
         if not ndjson:
@@ -141,5 +141,8 @@ class RoutingPlanDetailApi(APIView):
         summary = {
             key: data[key] for key in ("asked", "distinct", "routable", "unroutable", "providers")
         }
-        data["receipt"] = receipt_for_plan(data["request_sha256"], data["answer_sha256"], summary)
+        checkpoint = Checkpoint.objects.filter(size=record.log_size).order_by("id").first()
+        data["receipt"] = receipt_for_plan(
+            data["request_sha256"], data["answer_sha256"], summary, checkpoint
+        )
         return json_response(data)

@@ -8,9 +8,6 @@ class ProviderIdentitySerializer(serializers.Serializer):
     legal_name = serializers.CharField()
     legal_id = serializers.CharField(help_text="scheme:identifier, e.g. siren:552100554")
     status = serializers.CharField()
-    log_sequence = serializers.IntegerField(
-        allow_null=True, help_text="Log entry of the provider's last change"
-    )
 
 
 class EndpointAnswerSerializer(serializers.Serializer):
@@ -33,10 +30,25 @@ class CertificateAnswerSerializer(serializers.Serializer):
 
 class PreviousProviderSerializer(serializers.Serializer):
     id = serializers.UUIDField()
-    legal_name = serializers.CharField()
-    legal_id = serializers.CharField()
     moved_at = serializers.DateTimeField(help_text="When the vault left this provider")
     until = serializers.DateTimeField(help_text="When the lookup stops naming it")
+
+
+class RecordEvidenceSerializer(serializers.Serializer):
+    key = serializers.CharField(help_text="vault:<number> or provider:<id>")
+    record = serializers.JSONField(
+        allow_null=True, help_text="The complete record as the log carries it (null: absent)"
+    )
+    proof = serializers.CharField(help_text="Base64 multiproof of the key in the state map")
+
+
+class LookupProofSerializer(serializers.Serializer):
+    checkpoint = serializers.CharField(
+        help_text="The signed note (log size, log root, map root, time) and its cosignatures"
+    )
+    at = serializers.CharField()
+    vault = RecordEvidenceSerializer()
+    provider = RecordEvidenceSerializer(allow_null=True)
 
 
 class VaultRoutingSerializer(serializers.Serializer):
@@ -60,15 +72,17 @@ class VaultRoutingSerializer(serializers.Serializer):
     provider = ProviderIdentitySerializer()
     endpoints = EndpointAnswerSerializer(many=True)
     encryption_certificates = CertificateAnswerSerializer(many=True)
-    log_sequence = serializers.IntegerField(
-        allow_null=True, help_text="Log entry of the vault's last change"
-    )
     previous_provider = PreviousProviderSerializer(
         allow_null=True,
         help_text="The provider the vault left, for 30 days after a move (null otherwise): "
         "a refusal from it means the route you hold is old",
     )
+    at = serializers.CharField(help_text="The time this answer holds for (RFC 3339, UTC)")
+    proof = LookupProofSerializer(
+        help_text="The checkpoint and the vault's and provider's records with their map proofs: "
+        "every field above is computed from these records"
+    )
     receipt = serializers.CharField(
-        help_text="Compact JWS (alg Ed25519) over the question, this answer, the log entry of the "
-        "vault's last change and its inclusion proof in a signed checkpoint"
+        help_text="Compact JWS (alg Ed25519) over the question, every proven field of this "
+        "answer, the checkpoint and the records' map values"
     )

@@ -6,14 +6,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.views import APIView
 
-from directory import history, receipts, selectors
+from directory import history, proven, receipts
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
-from registry.errors import ErrorCode, Gone, NotFound
 from registry.federation import parse_number
-from registry.models import VaultStatus
+from registry.numbers import format_display
 
 
 class VaultLookupApi(APIView):
@@ -56,28 +55,26 @@ class VaultLookupApi(APIView):
         responses={
             200: VaultRoutingSerializer,
             400: OpenApiResponse(description="Malformed number (code says why)"),
-            404: OpenApiResponse(description="No vault has this number"),
-            410: OpenApiResponse(description="The vault is closed"),
+            404: OpenApiResponse(description="No vault has this number (with a proof of absence)"),
+            410: OpenApiResponse(description="The vault is closed (with its proven record)"),
+            503: OpenApiResponse(description="No checkpoint signed yet (no_checkpoint)"),
         },
     )
     @receipts.signed_lookup  # every answer, refusals included, carries a signed receipt
     def get(self, request, number):
         parsed = parse_number(number)
         at = history.parse_at(history.at_parameter(request))
-        if at is not None:
-            resolution = history.resolve_at(parsed.value, at)
-        else:
-            resolution = selectors.resolve_one(parsed.value)
-        if resolution is None:
-            raise NotFound(
-                ErrorCode.VAULT_NOT_FOUND,
-                "No vault has this number.",
-                extra={"number": parsed.value},
-            )
-        if resolution.status == VaultStatus.CLOSED:
-            raise Gone(
-                ErrorCode.VAULT_CLOSED,
-                "This vault is closed; do not deliver to it.",
-                extra={"number": parsed.value, "log_sequence": resolution.log_sequence},
-            )
-        return json_response(receipts.attach_receipt(request, number, resolution.as_dict()))
+        result = proven.lookup(parsed.value, at)
+        receipt = receipts.lookup_receipt(request, number, result)
+        if result.status != 200:
+            error = proven.refusal(result)
+            error.extra["receipt"] = receipt
+            raise error
+        body = {
+            "display": format_display(result.number),
+            **result.fields,
+            "at": result.at,
+            "proof": result.proof(),
+            "receipt": receipt,
+        }
+        return json_response(body)

@@ -15,15 +15,16 @@ from pathlib import Path
 from typing import TextIO
 
 from directory.client import http, plans
-from directory.client.errors import ClientError
-from directory.client.mirror import Mirror, read_numbers
+from directory.client.errors import ClientError, ProofMismatch
+from directory.client.mirror import Mirror, read_numbers, watched_key
 from directory.client.verify import (
+    DEFAULT_MAX_AGE,
     PinnedKeys,
-    check_body,
-    check_consistent,
-    verify_receipt,
+    StateFile,
+    Trust,
+    verify_lookup,
 )
-from registry.numbers import compact
+from directory.transparency.cosignature import WitnessPolicy
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -44,7 +45,26 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--state",
         default=env("VAULT_REGISTRY_STATE", ""),
-        help="file keeping the last checkpoint seen, so lookups detect a rewritten log",
+        help="file keeping the last checkpoint seen, so a rollback or a rewritten log is refused "
+        "(the conflicting signed checkpoints are kept in <state>.evidence/)",
+    )
+    parser.add_argument(
+        "--witness",
+        action="append",
+        default=[w for w in env("VAULT_REGISTRY_WITNESSES", "").split() if w],
+        help="a witness's verifier key (name+hash+base64), repeated: the witness policy",
+    )
+    parser.add_argument(
+        "--quorum",
+        type=int,
+        default=int(env("VAULT_REGISTRY_QUORUM", "0") or 0),
+        help="how many of the --witness keys must cosign a checkpoint (default: all of them)",
+    )
+    parser.add_argument(
+        "--max-age",
+        type=int,
+        default=int(env("VAULT_REGISTRY_MAX_AGE", str(DEFAULT_MAX_AGE))),
+        help=f"refuse checkpoints older than this many seconds (default {DEFAULT_MAX_AGE})",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     lookup = commands.add_parser("lookup", help="resolve one number and verify the answer")
@@ -61,8 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     plan.add_argument("--out", default="-", help="where to write the plan ('-': stdout)")
     plan.add_argument("--ndjson", action="store_true", help="ask for one JSON object per line")
     plan.add_argument("--purpose", help="why the run is sent, e.g. bank_statement")
-    monitor = commands.add_parser("monitor", help="log entries touching a provider since last run")
-    monitor.add_argument("--provider", required=True, help="the provider's id (UUID)")
+    monitor = commands.add_parser(
+        "monitor", help="log entries touching a provider or a vault since the last run"
+    )
+    watched = monitor.add_mutually_exclusive_group(required=True)
+    watched.add_argument("--provider", help="the provider's id (UUID)")
+    watched.add_argument("--vault", help="a vault number (for its holder)")
     monitor.add_argument("--no-sync", action="store_true", help="do not sync the mirror first")
     return parser
 
@@ -71,6 +95,20 @@ def _keys(args) -> PinnedKeys:
     if not args.keys:
         raise ClientError("no pinned keys: set --keys or VAULT_REGISTRY_KEYS")
     return PinnedKeys.from_file(args.keys)
+
+
+def _trust(args) -> Trust:
+    witnesses = None
+    if args.witness:
+        quorum = args.quorum or len(args.witness)
+        witnesses = WitnessPolicy.from_vkeys(args.witness, quorum)
+    return Trust(_keys(args), witnesses, args.max_age)
+
+
+def _witness_line(cosigners: list[str], trust: Trust) -> str:
+    if trust.witnesses is None:
+        return "no witness required (pass --witness to require cosignatures)"
+    return f"cosigned by {', '.join(cosigners)} ({trust.witnesses.quorum} required)"
 
 
 class ProgressBar:
@@ -88,43 +126,35 @@ class ProgressBar:
 
 
 def _lookup(args, registry: http.Registry, out: TextIO) -> int:
-    keys = _keys(args)
+    trust = _trust(args)
     status, body = registry.lookup(args.number, args.at)
-    receipt = body.get("receipt")
-    if not receipt:
-        raise ClientError(f"HTTP {status} without a receipt: {body.get('detail', '')}")
-    verified = verify_receipt(receipt, keys)
-    check_body(body, verified)
+    verified = verify_lookup(args.number, args.at, status, body, trust)
     if args.state:
-        state = Path(args.state)
-        old = json.loads(state.read_text()) if state.exists() else None
-        seen = (old["size"], bytes.fromhex(old["root"])) if old else None
-        check_consistent(seen, verified.checkpoint, registry.consistency_proof)
-        if seen is None or verified.checkpoint.size > seen[0]:
-            state.write_text(
-                json.dumps(
-                    {"size": verified.checkpoint.size, "root": verified.checkpoint.root.hex()}
-                )
-            )
+        StateFile(args.state).advance(verified.checkpoint, registry.consistency_proof)
     if args.json:
-        out.write(json.dumps(verified.payload, indent=2, ensure_ascii=False) + "\n")
+        out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
         return 0
-    answer = verified.answer
-    out.write(f"verified against checkpoint {verified.checkpoint.size} ")
-    out.write(f"(log entry {verified.payload.get('log_index')})\n")
-    if answer.get("status") != 200:
-        out.write(f"{compact(args.number)}: {answer.get('code')} (HTTP {answer.get('status')})\n")
-        return 0
-    provider = answer["provider"]
     out.write(
-        f"{answer['number']}: {'deliverable' if answer['deliverable'] else 'NOT deliverable'}"
+        f"verified against checkpoint {verified.checkpoint.size} (map and log signed "
+        f"{verified.checkpoint.time}); {_witness_line(verified.cosigners, trust)}\n"
     )
-    out.write(f" {' '.join(answer['reasons'])}\n".rstrip() + "\n")
+    if verified.status == 404:
+        out.write(f"{verified.number}: no vault has this number (proven absent)\n")
+        return 0
+    if verified.status == 410:
+        out.write(f"{verified.number}: closed (proven); do not deliver\n")
+        return 0
+    fields = verified.fields
+    provider = fields["provider"]
+    state = "deliverable" if fields["deliverable"] else "NOT deliverable"
+    out.write(f"{fields['number']}: {state} {' '.join(fields['reasons'])}".rstrip() + "\n")
     out.write(f"  provider  {provider['legal_name']} ({provider['id']}, {provider['status']})\n")
-    for url in answer["endpoints"]:
-        out.write(f"  endpoint  {url}\n")
-    for fingerprint in answer["certificate_fingerprints"]:
-        out.write(f"  cert      sha256:{fingerprint}\n")
+    for endpoint in fields["endpoints"]:
+        out.write(f"  endpoint  {endpoint['url']} ({endpoint['transport_profile']})\n")
+    for certificate in fields["encryption_certificates"]:
+        out.write(f"  cert      sha256:{certificate['fingerprint_sha256']} (PEM checked)\n")
+    if fields["previous_provider"]:
+        out.write(f"  moved     from {fields['previous_provider']['id']}\n")
     return 0
 
 
@@ -132,7 +162,7 @@ def _mirror(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
     mirror = Mirror(args.mirror)
     try:
         if args.action == "sync":
-            old, new = mirror.sync(registry, _keys(args), ProgressBar(err, "mirror sync"))
+            old, new = mirror.sync(registry, _trust(args), ProgressBar(err, "mirror sync"))
             out.write(f"mirror at checkpoint {new} ({new - old} new entries)\n")
             return 0
         if args.file == "-":
@@ -160,8 +190,14 @@ def _plan(args, out: TextIO, err: TextIO, poster: plans.Poster | None) -> int:
         received=ProgressBar(err, "download"),
     )
     if args.keys:
-        verified = plans.verify_plan(receipt, _keys(args), body, answer)
-        err.write(f"plan verified against checkpoint {verified.checkpoint.size}\n")
+        trust = _trust(args)
+        verified = plans.verify_plan(
+            receipt, trust, body, answer, plans.state_fetcher(args.url, poster)
+        )
+        err.write(
+            f"plan verified: {verified.numbers} numbers placed as checkpoint "
+            f"{verified.checkpoint.size} signs; {_witness_line(verified.cosigners, trust)}\n"
+        )
     else:
         err.write("plan NOT verified: pin the registry's keys with --keys\n")
     if args.out == "-":
@@ -180,16 +216,26 @@ def _plan(args, out: TextIO, err: TextIO, poster: plans.Poster | None) -> int:
     return 0
 
 
-def _monitor(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
+def _monitor(
+    args, registry: http.Registry, out: TextIO, err: TextIO, poster: plans.Poster | None
+) -> int:
+    """Report every change touching a provider or a vault since the last run, then compare
+    what the registry answers online for it with the mirror's own replay of the log."""
     mirror = Mirror(args.mirror)
+    key = watched_key(provider=args.provider, vault=args.vault)
     try:
         if not args.no_sync:
-            mirror.sync(registry, _keys(args), ProgressBar(err, "mirror sync"))
-        entries = mirror.monitor(args.provider)
+            mirror.sync(registry, _trust(args), ProgressBar(err, "mirror sync"))
+        entries = mirror.monitor(key)
         for index, entry in entries:
             out.write(f"{index}\t{entry.get('at')}\t{entry.get('kind')}\t")
             out.write(json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n")
-        err.write(f"{len(entries)} entries touching provider {args.provider} since the last run\n")
+        err.write(f"{len(entries)} entries touching {key} since the last run\n")
+        alerts = mirror.contradictions(key, plans.state_fetcher(args.url, poster))
+        for alert in alerts:
+            err.write(f"ALERT: {alert}\n")
+        if alerts:
+            raise ProofMismatch("the registry's online answer contradicts its own log")
         return 0
     finally:
         mirror.close()
@@ -214,7 +260,7 @@ def main(
             return _mirror(args, registry, out, err)
         if args.command == "plan":
             return _plan(args, out, err, poster)
-        return _monitor(args, registry, out, err)
+        return _monitor(args, registry, out, err, poster)
     except ClientError as exc:
         err.write(f"vault-registry: {exc}\n")
         return exc.exit_code

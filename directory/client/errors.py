@@ -67,3 +67,45 @@ class Pending(VerificationError):
 
     exit_code = 9
     label = "REFUSED (not yet in a checkpoint)"
+
+
+class Stale(VerificationError):
+    """The checkpoint is older than the client accepts: newer changes may be hidden."""
+
+    exit_code = 10
+    label = "REFUSED (stale checkpoint)"
+
+
+class NoQuorum(VerificationError):
+    """Fewer witnesses than the policy requires cosigned the checkpoint."""
+
+    exit_code = 11
+    label = "REFUSED (no witness quorum)"
+
+
+class RefusedNumber(ClientError):
+    """The registry refused the number asked (400): it is not a well-formed vault number."""
+
+    exit_code = 12
+    label = "refused number"
+
+
+class RolledBack(Inconsistent):
+    """The registry serves an older checkpoint than one this client already saw."""
+
+    exit_code = 13
+    label = "REFUSED (ROLLBACK)"
+
+
+class CertificateMismatch(VerificationError):
+    """A certificate's PEM is not the certificate the log publishes (its proven fingerprint)."""
+
+    exit_code = 14
+    label = "REFUSED (certificate mismatch)"
+
+
+class PlanMismatch(VerificationError):
+    """A routing plan places a number otherwise than the signed state does."""
+
+    exit_code = 15
+    label = "REFUSED (plan mismatch)"

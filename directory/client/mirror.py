@@ -1,46 +1,44 @@
-"""A verified local mirror of the log in SQLite, replayed into routing state for offline answers.
+"""A verified local mirror of the log in SQLite: it replays the entries into its own state map.
 
-``sync`` follows the registry's checkpoints: each new one must be signed by a pinned key and
-consistent with the last one mirrored (RFC 9162 consistency proof), its entries must hash to the
-level-0 tiles, entries already mirrored must come back unchanged, and all the leaves must hash to
-the checkpoint's root. Anything else is refused and nothing is written.
+``sync`` follows the registry's checkpoints: each new one must be trusted (pinned key, age,
+witnesses) and consistent with the last one mirrored (RFC 9162 consistency proof); every entry
+tile the mirror already holds is fetched again and must be unchanged (a registry that rewrites
+an old entry is caught by the mirrors that hold it, not only by new ones); the new entries must
+hash to the checkpoint's log root; and replaying their records into the mirror's own state map
+must give exactly the checkpoint's map root. Anything else is refused and nothing is written.
+
+Offline answers (``resolve``) and monitors are computed from the replayed records with the same
+functions the registry and the lookup verification use (``directory.transparency.records``).
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from directory.client import http
-from directory.client.errors import Inconsistent, Tampered
-from directory.client.verify import PinnedKeys, check_consistent, verify_checkpoint
-from directory.transparency import merkle, tiles
+from directory.client.errors import Inconsistent, ProofMismatch, Tampered
+from directory.client.verify import Trust, check_consistent, check_trusted, verify_records
+from directory.transparency import merkle, statemap, tiles
+from directory.transparency import records as rec
 from registry.numbers import compact
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS leaves (idx INTEGER PRIMARY KEY, hash BLOB NOT NULL, body BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS frontier (pos INTEGER PRIMARY KEY, level INTEGER, hash BLOB);
 CREATE TABLE IF NOT EXISTS checkpoints (
-    size INTEGER PRIMARY KEY, root BLOB NOT NULL, note TEXT NOT NULL, seen_at TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS vaults (
-    number TEXT PRIMARY KEY, provider TEXT, status TEXT, client_hold INTEGER DEFAULT 0,
-    server_hold INTEGER DEFAULT 0, last_index INTEGER);
-CREATE TABLE IF NOT EXISTS providers (
-    id TEXT PRIMARY KEY, status TEXT, legal_name TEXT, legal_id TEXT, last_index INTEGER);
-CREATE TABLE IF NOT EXISTS endpoints (
-    id TEXT PRIMARY KEY, provider TEXT, url TEXT, transport_profile TEXT, activates_at TEXT,
-    expires_at TEXT, deactivated_at TEXT);
-CREATE TABLE IF NOT EXISTS certificates (
-    id TEXT PRIMARY KEY, provider TEXT, use TEXT, fingerprint TEXT, not_before TEXT,
-    not_after TEXT, retired_at TEXT);
-CREATE TABLE IF NOT EXISTS touches (provider TEXT, idx INTEGER, PRIMARY KEY (provider, idx));
-CREATE TABLE IF NOT EXISTS monitor_marks (provider TEXT PRIMARY KEY, last_index INTEGER);
-CREATE INDEX IF NOT EXISTS endpoints_provider ON endpoints (provider);
-CREATE INDEX IF NOT EXISTS certificates_provider ON certificates (provider);
+    size INTEGER PRIMARY KEY, root BLOB NOT NULL, map_root BLOB, note TEXT NOT NULL,
+    seen_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS records (key TEXT PRIMARY KEY, record TEXT NOT NULL, idx INTEGER);
+CREATE TABLE IF NOT EXISTS map_nodes (
+    node BLOB PRIMARY KEY, hash BLOB NOT NULL, leaf_path BLOB, leaf_value BLOB);
+CREATE TABLE IF NOT EXISTS touches (key TEXT, idx INTEGER, PRIMARY KEY (key, idx));
+CREATE TABLE IF NOT EXISTS monitor_marks (key TEXT PRIMARY KEY, last_index INTEGER);
 """
 
 Progress = Callable[[int, int], None]
@@ -49,6 +47,11 @@ Progress = Callable[[int, int], None]
 def now_stamp() -> str:
     """Now, in the log's time format (RFC 3339 UTC with microseconds), comparable as text."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def watched_key(provider: str | None = None, vault: str | None = None) -> str:
+    """The map key a monitor follows: a provider's, or a vault's (for its holder)."""
+    return rec.provider_key(provider) if provider else rec.vault_key(compact(vault or ""))
 
 
 class Mirror:
@@ -78,13 +81,23 @@ class Mirror:
         rows = self.db.execute("SELECT level, hash FROM frontier ORDER BY pos").fetchall()
         return [(level, bytes(digest)) for level, digest in rows]
 
+    def record(self, key: str) -> rec.Record | None:
+        row = self.db.execute("SELECT record FROM records WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def map_root(self) -> bytes:
+        row = self.db.execute(
+            "SELECT hash FROM map_nodes WHERE node = ?", (statemap.node_id(0, b""),)
+        ).fetchone()
+        return bytes(row[0]) if row else statemap.EMPTY
+
     # --- Sync -------------------------------------------------------------------------------
 
     def sync(
-        self, registry: http.Registry, keys: PinnedKeys, progress: Progress | None = None
+        self, registry: http.Registry, trust: Trust, progress: Progress | None = None
     ) -> tuple[int, int]:
         """Mirror up to the registry's latest checkpoint; returns (old size, new size)."""
-        checkpoint = verify_checkpoint(registry.checkpoint(), keys)
+        checkpoint, _cosigners = check_trusted(registry.checkpoint(), trust, now=time.time())
         latest = self.latest()
         old_size = latest[0] if latest else 0
         if latest is not None and checkpoint.size < old_size:
@@ -97,12 +110,14 @@ class Mirror:
             return old_size, old_size
         self.db.execute("BEGIN IMMEDIATE")
         try:
+            self._recheck(registry, old_size)
             frontier = self._frontier()
+            touched: dict[str, tuple[rec.Record, int]] = {}
             first_tile = old_size // tiles.TILE_WIDTH
             for tile in range(first_tile, -(-checkpoint.size // tiles.TILE_WIDTH)):
                 start = tile * tiles.TILE_WIDTH
                 width = min(tiles.TILE_WIDTH, checkpoint.size - start)
-                self._sync_tile(registry, tile, start, width, old_size, frontier)
+                self._sync_tile(registry, tile, start, width, old_size, frontier, touched)
                 if progress:
                     progress(start + width - old_size, checkpoint.size - old_size)
             root = merkle.root_from_frontier([digest for _level, digest in frontier])
@@ -110,14 +125,27 @@ class Mirror:
                 raise Inconsistent(
                     f"the log's entries do not hash to the root of checkpoint {checkpoint.size}"
                 )
+            map_root = self._replay(touched)
+            if map_root != checkpoint.map_root:
+                raise Inconsistent(
+                    f"replaying the log gives another state map than checkpoint "
+                    f"{checkpoint.size} signs: the registry's answers are not what its log says"
+                )
             self.db.execute("DELETE FROM frontier")
             self.db.executemany(
                 "INSERT INTO frontier (pos, level, hash) VALUES (?, ?, ?)",
                 [(pos, level, digest) for pos, (level, digest) in enumerate(frontier)],
             )
             self.db.execute(
-                "INSERT INTO checkpoints (size, root, note, seen_at) VALUES (?, ?, ?, ?)",
-                (checkpoint.size, checkpoint.root, checkpoint.note, now_stamp()),
+                "INSERT INTO checkpoints (size, root, map_root, note, seen_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (
+                    checkpoint.size,
+                    checkpoint.root,
+                    checkpoint.map_root,
+                    checkpoint.note,
+                    now_stamp(),
+                ),
             )
             self.db.execute("COMMIT")
         except BaseException:
@@ -125,202 +153,161 @@ class Mirror:
             raise
         return old_size, checkpoint.size
 
-    def _sync_tile(self, registry, tile, start, width, old_size, frontier) -> None:
+    def _recheck(self, registry: http.Registry, old_size: int) -> None:
+        """Fetch again every entry tile already mirrored: each entry must be unchanged."""
+        for tile in range(-(-old_size // tiles.TILE_WIDTH)):
+            start = tile * tiles.TILE_WIDTH
+            width = min(tiles.TILE_WIDTH, old_size - start)
+            bodies = tiles.split_bundle(registry.entries(tile, width))
+            known = self.db.execute(
+                "SELECT hash FROM leaves WHERE idx >= ? AND idx < ? ORDER BY idx",
+                (start, start + width),
+            ).fetchall()
+            if len(bodies) != width or [merkle.leaf_hash(b) for b in bodies] != [
+                bytes(h) for (h,) in known
+            ]:
+                raise Inconsistent(
+                    f"the registry now serves other entries in tile {tile} than it did: "
+                    "an old log entry was rewritten"
+                )
+
+    def _sync_tile(self, registry, tile, start, width, old_size, frontier, touched) -> None:
         bodies = tiles.split_bundle(registry.entries(tile, width))
         hashes = registry.tile(0, tile, width)
         if len(bodies) != width or len(hashes) != 32 * width:
             raise Tampered(f"tile {tile} does not hold {width} entries")
-        known = dict(
-            self.db.execute(
-                "SELECT idx, hash FROM leaves WHERE idx >= ? AND idx < ?", (start, old_size)
-            ).fetchall()
-        )
         for offset, body in enumerate(bodies):
             index = start + offset
             digest = merkle.leaf_hash(body)
             if digest != hashes[32 * offset : 32 * offset + 32]:
                 raise Inconsistent(f"entry {index} does not hash to its leaf in the signed tree")
             if index < old_size:
-                if bytes(known.get(index, b"")) != digest:
-                    raise Inconsistent(f"entry {index} changed since it was mirrored: rewritten")
                 continue
             self.db.execute(
                 "INSERT INTO leaves (idx, hash, body) VALUES (?, ?, ?)", (index, digest, body)
             )
             merkle.push_leaf(frontier, digest)
-            self._apply(index, json.loads(body))
+            entry = json.loads(body)
+            for record in rec.entry_records(entry):
+                key = rec.key_of(record)
+                touched[key] = (record, index)
+                self._touch(key, index)
+                if record.get("type") == rec.VAULT:  # the vault's hosts see it come and go
+                    old = self.record(key)
+                    for provider in {record["provider"], (old or {}).get("provider")} - {None}:
+                        self._touch(rec.provider_key(provider), index)
 
-    # --- Replay -----------------------------------------------------------------------------
+    def _touch(self, key: str, index: int) -> None:
+        self.db.execute("INSERT OR IGNORE INTO touches VALUES (?, ?)", (key, index))
 
-    def _touch(self, provider: Any, index: int) -> None:
-        if isinstance(provider, str):
-            self.db.execute("INSERT OR IGNORE INTO touches VALUES (?, ?)", (provider, index))
+    def _replay(self, touched: dict[str, tuple[rec.Record, int]]) -> bytes:
+        """Apply the new records to the mirror's own state map; returns its new root."""
+        if not touched:
+            return self.map_root()
+        paths = {statemap.path_of(key): key for key in touched}
+        tree = statemap.PartialTree.load(list(paths), self._fetch_nodes)
+        for path, key in paths.items():
+            record, index = touched[key]
+            tree.set(path, rec.value_of(record))
+            self.db.execute(
+                "INSERT OR REPLACE INTO records (key, record, idx) VALUES (?, ?, ?)",
+                (key, json.dumps(record, sort_keys=True), index),
+            )
+        self.db.executemany(
+            "INSERT OR REPLACE INTO map_nodes (node, hash, leaf_path, leaf_value) "
+            "VALUES (?, ?, ?, ?)",
+            [(n.node_id, n.hash, n.leaf_path, n.leaf_value) for n in tree.changed_nodes()],
+        )
+        return tree.root()
 
-    def _apply(self, index: int, entry: dict[str, Any]) -> None:
-        """Replay one entry into the routing state."""
-        kind, at, provider = entry.get("kind", ""), entry.get("at"), entry.get("provider")
-        for value in entry.values():  # every provider an entry names (e.g. both transfer sides)
-            if isinstance(value, str) and len(value) == 36 and value.count("-") == 4:
-                self._touch(value, index)
-        vault = entry.get("vault")
-        if isinstance(vault, str):
-            row = self.db.execute(
-                "SELECT provider FROM vaults WHERE number = ?", (vault,)
-            ).fetchone()
-            if row is not None:
-                self._touch(row[0], index)  # the previous host sees a vault leave
-            if row is None:
-                self.db.execute(
-                    "INSERT INTO vaults (number, provider, status, last_index) VALUES (?, ?, ?, ?)",
-                    (vault, provider, "active", index),
+    def _fetch_nodes(self, ids: list[bytes]) -> dict[bytes, statemap.StoredNode]:
+        found = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            rows = self.db.execute(
+                "SELECT node, hash, leaf_path, leaf_value FROM map_nodes "  # noqa: S608
+                f"WHERE node IN ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            for node, digest, leaf_path, leaf_value in rows:
+                node = bytes(node)
+                found[node] = statemap.StoredNode(
+                    depth=int.from_bytes(node[:2], "big"),
+                    prefix=node[2:],
+                    hash=bytes(digest),
+                    leaf_path=bytes(leaf_path) if leaf_path is not None else None,
+                    leaf_value=bytes(leaf_value) if leaf_value is not None else None,
                 )
-            elif provider:
-                self.db.execute(
-                    "UPDATE vaults SET provider = ?, last_index = ? WHERE number = ?",
-                    (provider, index, vault),
-                )
-            if kind == "vault.closed":
-                self.db.execute("UPDATE vaults SET status = 'closed' WHERE number = ?", (vault,))
-            elif kind in ("vault.held", "vault.released") and entry.get("hold") in (
-                "client_hold",
-                "server_hold",
-            ):
-                value = 1 if kind == "vault.held" else 0
-                self.db.execute(
-                    f"UPDATE vaults SET {entry['hold']} = ? WHERE number = ?",  # noqa: S608
-                    (value, vault),
-                )
-            return
-        if kind == "provider.status":
-            self.db.execute(
-                "INSERT INTO providers (id, status, legal_name, legal_id, last_index) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET status = excluded.status, "
-                "legal_name = excluded.legal_name, legal_id = excluded.legal_id, "
-                "last_index = excluded.last_index",
-                (
-                    provider,
-                    entry.get("status"),
-                    entry.get("legal_name"),
-                    entry.get("legal_id"),
-                    index,
-                ),
-            )
-        elif kind == "endpoint.published":
-            self.db.execute(
-                "INSERT OR REPLACE INTO endpoints VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (
-                    entry.get("endpoint"),
-                    provider,
-                    entry.get("url"),
-                    entry.get("transport_profile"),
-                    entry.get("activates_at"),
-                    entry.get("expires_at"),
-                ),
-            )
-        elif kind == "endpoint.deactivated":
-            self.db.execute(
-                "UPDATE endpoints SET deactivated_at = ? WHERE id = ?", (at, entry.get("endpoint"))
-            )
-        elif kind == "certificate.published":
-            self.db.execute(
-                "INSERT OR REPLACE INTO certificates VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                (
-                    entry.get("certificate"),
-                    provider,
-                    entry.get("use"),
-                    entry.get("fingerprint_sha256"),
-                    entry.get("not_before"),
-                    entry.get("not_after"),
-                ),
-            )
-        elif kind == "certificate.retired":
-            self.db.execute(
-                "UPDATE certificates SET retired_at = ? WHERE id = ?",
-                (at, entry.get("certificate")),
-            )
+        return found
 
     # --- Offline answers --------------------------------------------------------------------
 
     def resolve(self, number: str, at: str | None = None) -> dict[str, Any]:
         """Where ``number`` routes according to the mirror, with the registry's reasons."""
         at = at or now_stamp()
-        row = self.db.execute(
-            "SELECT provider, status, client_hold, server_hold, last_index FROM vaults "
-            "WHERE number = ?",
-            (number,),
-        ).fetchone()
-        if row is None:
+        vault = self.record(rec.vault_key(number))
+        if vault is None:
             return {"number": number, "found": False}
-        provider_id, status, client_hold, server_hold, last_index = row
-        provider = self.db.execute(
-            "SELECT status, legal_name, legal_id FROM providers WHERE id = ?", (provider_id,)
-        ).fetchone() or (None, None, None)
-        endpoints = [
-            url
-            for (url,) in self.db.execute(
-                "SELECT url FROM endpoints WHERE provider = ? AND activates_at <= ? "
-                "AND (expires_at IS NULL OR expires_at > ?) "
-                "AND (deactivated_at IS NULL OR deactivated_at > ?) ORDER BY rowid",
-                (provider_id, at, at, at),
-            )
-        ]
-        fingerprints = [
-            fp
-            for (fp,) in self.db.execute(
-                "SELECT fingerprint FROM certificates WHERE provider = ? AND use = 'encryption' "
-                "AND not_before <= ? AND not_after > ? "
-                "AND (retired_at IS NULL OR retired_at > ?) ORDER BY not_after, rowid",
-                (provider_id, at, at, at),
-            )
-        ]
-        reasons = []
-        if status == "closed":
-            reasons.append("closed")
-        if client_hold or server_hold:
-            reasons.append("hold")
-        if provider[0] != "active":
-            reasons.append(
-                "provider_withdrawn" if provider[0] == "withdrawn" else "provider_suspended"
-            )
-        if not endpoints:
-            reasons.append("no_endpoint")
-        if not fingerprints:
-            reasons.append("no_valid_certificate")
-        return {
-            "number": number,
-            "found": True,
-            "status": status,
-            "deliverable": not reasons,
-            "reasons": reasons,
-            "provider": {
-                "id": provider_id,
-                "status": provider[0],
-                "legal_name": provider[1],
-                "legal_id": provider[2],
-            },
-            "endpoints": endpoints,
-            "certificate_fingerprints": fingerprints,
-            "log_index": last_index,
+        provider = self.record(rec.provider_key(vault["provider"]))
+        answer: dict[str, Any] = {"number": number, "found": True, "status": vault["status"]}
+        if provider is None:
+            return answer | {"deliverable": False, "reasons": [rec.placement(vault, None, at)]}
+        fields = rec.lookup_fields(vault, provider, at)
+        return answer | {
+            "deliverable": fields["deliverable"],
+            "reasons": fields["reasons"],
+            "provider": fields["provider"],
+            "endpoints": [e["url"] for e in fields["endpoints"]],
+            "certificate_fingerprints": [
+                c["fingerprint_sha256"] for c in fields["encryption_certificates"]
+            ],
         }
 
-    def monitor(self, provider: str, *, advance: bool = True) -> list[tuple[int, dict[str, Any]]]:
-        """Entries naming ``provider`` or moving one of its vaults, since the last run."""
+    # --- Monitors ---------------------------------------------------------------------------
+
+    def monitor(self, key: str, *, advance: bool = True) -> list[tuple[int, dict[str, Any]]]:
+        """Entries touching ``key`` (a provider's: its records, and its vaults coming and
+        going; a vault's: its records) since the last run."""
         row = self.db.execute(
-            "SELECT last_index FROM monitor_marks WHERE provider = ?", (provider,)
+            "SELECT last_index FROM monitor_marks WHERE key = ?", (key,)
         ).fetchone()
         mark = row[0] if row else -1
         rows = self.db.execute(
             "SELECT l.idx, l.body FROM touches t JOIN leaves l ON l.idx = t.idx "
-            "WHERE t.provider = ? AND t.idx > ? ORDER BY l.idx",
-            (provider, mark),
+            "WHERE t.key = ? AND t.idx > ? ORDER BY l.idx",
+            (key, mark),
         ).fetchall()
         if advance:
             last = max(self.size() - 1, mark)
             self.db.execute(
-                "INSERT OR REPLACE INTO monitor_marks (provider, last_index) VALUES (?, ?)",
-                (provider, last),
+                "INSERT OR REPLACE INTO monitor_marks (key, last_index) VALUES (?, ?)",
+                (key, last),
             )
         return [(index, json.loads(body)) for index, body in rows]
+
+    def contradictions(self, key: str, fetch_state) -> list[str]:
+        """What the registry answers online for ``key`` at the mirror's checkpoint, compared
+        with the mirror's own replay: a list of alerts (empty when they agree)."""
+        latest = self.latest()
+        if latest is None:
+            return []
+        row = self.db.execute(
+            "SELECT map_root FROM checkpoints WHERE size = ?", (latest[0],)
+        ).fetchone()
+        online = fetch_state(latest[0], [key])
+        records = online.get("records") or {}
+        record = records.get(key)
+        alerts = []
+        try:
+            verify_records(bytes(row[0]), online.get("proof", ""), records | {key: record})
+        except ProofMismatch as exc:
+            alerts.append(f"the registry's online proof of {key} does not verify: {exc}")
+        if record != self.record(key):
+            alerts.append(
+                f"the registry answers online a record of {key} that its log does not give "
+                f"at checkpoint {latest[0]}"
+            )
+        return alerts
 
 
 def read_numbers(lines: Iterable[str]) -> list[str]:

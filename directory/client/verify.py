@@ -1,9 +1,20 @@
-"""Verifying what the registry says: pinned keys, receipts, checkpoints and their consistency."""
+"""Verifying what the registry says: pinned keys, checkpoints, witnesses, proofs, every field.
+
+A lookup answer is accepted only when all of this holds, each failure with its own error:
+the checkpoint is signed by a pinned log key for the pinned origin, fresh enough, and cosigned
+by the witness quorum required; the vault's and provider's records hash to the values their map
+proofs give under the checkpoint's map root, under the keys of the number asked and of the
+vault's provider; the HTTP status is the one those records imply; every field of the body is the
+one ``records.lookup_fields`` computes from them at the time answered; each certificate's PEM
+hashes to its proven fingerprint; and the receipt, signed by a pinned receipt key, signs that
+same answer and checkpoint.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -11,27 +22,36 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from joserfc import jws
 from joserfc.errors import JoseError
 from joserfc.jwk import OKPKey
 
-from directory.client.answers import found_answer
 from directory.client.errors import (
     BadCheckpoint,
+    CertificateMismatch,
     Expired,
     Inconsistent,
-    Pending,
+    NoQuorum,
     ProofMismatch,
+    RefusedNumber,
+    RolledBack,
+    Stale,
     Tampered,
     UnknownKey,
 )
-from directory.transparency import merkle, note
+from directory.transparency import cosignature, merkle, note, statemap
+from directory.transparency import records as rec
+from directory.transparency.answers import PROVEN_FIELDS, answer_projection
+from registry.numbers import compact
 
 ALG = "Ed25519"
-LEEWAY = 60  # seconds of clock skew tolerated on iat/exp
+LEEWAY = 60  # seconds of clock skew tolerated on times
+DEFAULT_MAX_AGE = 3600  # a checkpoint older than this (seconds) is refused
 
 
-def _epoch(stamp: str | None) -> float | None:
+def epoch(stamp: str | None) -> float | None:
     if not stamp:
         return None
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
@@ -52,10 +72,13 @@ class PinnedKeys:
     origin: str
     log_keys: dict[str, list[bytes]] = field(default_factory=dict)
     receipt_keys: dict[str, ReceiptKey] = field(default_factory=dict)
+    allocators: frozenset[str] | None = None  # the allocator codes the registry knows
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> PinnedKeys:
         keys = cls(origin=document["origin"])
+        if isinstance(document.get("allocators"), list):
+            keys.allocators = frozenset(document["allocators"])
         for entry in document.get("log_keys", []):
             public = base64.b64decode(entry["public_key"])
             keys.log_keys.setdefault(entry["name"], []).append(public)
@@ -69,7 +92,7 @@ class PinnedKeys:
                 }
             )
             keys.receipt_keys[entry["kid"]] = ReceiptKey(
-                entry["kid"], jwk, _epoch(entry.get("valid_from")), _epoch(entry.get("valid_until"))
+                entry["kid"], jwk, epoch(entry.get("valid_from")), epoch(entry.get("valid_until"))
             )
         return keys
 
@@ -78,12 +101,56 @@ class PinnedKeys:
         return cls.from_document(json.loads(Path(path).read_text()))
 
 
+@dataclass
+class Trust:
+    """What the client requires of every answer: the pinned keys, the witness policy (None:
+    no witness required, and the client says so) and the oldest checkpoint accepted."""
+
+    keys: PinnedKeys
+    witnesses: cosignature.WitnessPolicy | None = None
+    max_age: float = DEFAULT_MAX_AGE
+
+
 def verify_checkpoint(text: str, keys: PinnedKeys) -> note.Checkpoint:
-    """A checkpoint signed by a pinned log key, for the pinned origin; else BadCheckpoint."""
+    """A checkpoint signed by a pinned log key, for the pinned origin, binding a map root and a
+    time; else BadCheckpoint."""
     try:
-        return note.parse_checkpoint(text, keys.log_keys, origin=keys.origin)
+        checkpoint = note.parse_checkpoint(text, keys.log_keys, origin=keys.origin)
     except note.NoteError as exc:
         raise BadCheckpoint(f"checkpoint refused: {exc}") from exc
+    if checkpoint.map_root is None or checkpoint.time is None:
+        raise BadCheckpoint("the checkpoint binds no state map root or no time")
+    return checkpoint
+
+
+def check_trusted(
+    text: str, trust: Trust, *, now: float, at: float | None = None
+) -> tuple[note.Checkpoint, list[str]]:
+    """Signature, freshness and witnesses of a checkpoint; returns it and its cosigners.
+
+    Without ``at``, the checkpoint must be younger than ``trust.max_age``; with ``at`` (an
+    answer about a past time), it must have been signed at or before that time.
+    """
+    checkpoint = verify_checkpoint(text, trust.keys)
+    signed_at = checkpoint.time or 0
+    if signed_at > now + LEEWAY:
+        raise BadCheckpoint("the checkpoint is signed in the future")
+    if at is None and now - signed_at > trust.max_age:
+        raise Stale(
+            f"the checkpoint was signed {int(now - signed_at)} s ago (more than "
+            f"{int(trust.max_age)} s): the registry may be hiding newer changes"
+        )
+    if at is not None and signed_at > at + LEEWAY:
+        raise ProofMismatch("the answer about a past time is proven by a later checkpoint")
+    cosigners: list[str] = []
+    if trust.witnesses is not None:
+        try:
+            cosigners = trust.witnesses.check(
+                text, now=now, max_age=trust.max_age if at is None else 10 * 365 * 86400
+            )
+        except cosignature.CosignatureError as exc:
+            raise NoQuorum(f"witness policy not met: {exc}") from exc
+    return checkpoint, cosigners
 
 
 def check_consistent(old: tuple[int, bytes] | None, new: note.Checkpoint, fetch_proof) -> None:
@@ -109,15 +176,55 @@ def check_consistent(old: tuple[int, bytes] | None, new: note.Checkpoint, fetch_
         ) from exc
 
 
-@dataclass
-class VerifiedReceipt:
-    payload: dict[str, Any]
-    checkpoint: note.Checkpoint
-    entry: dict[str, Any] | None
+class StateFile:
+    """The last checkpoint a client accepted, and the evidence of any conflict with it.
 
-    @property
-    def answer(self) -> dict[str, Any]:
-        return self.payload["answer"]
+    A checkpoint smaller than the one seen (a rollback), another root at the same size (a
+    fork) or one the registry cannot prove consistent is refused, and both signed notes are
+    saved in ``<state>.evidence/``: together they prove the registry showed two histories.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def seen(self) -> dict[str, Any] | None:
+        return json.loads(self.path.read_text()) if self.path.exists() else None
+
+    def evidence_dir(self) -> Path:
+        return self.path.with_name(self.path.name + ".evidence")
+
+    def _keep_evidence(self, reason: str, seen: dict[str, Any], served: note.Checkpoint) -> Path:
+        folder = self.evidence_dir() / f"{int(time.time())}-{reason}-{served.size}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "seen.note").write_text(seen.get("note", ""))
+        (folder / "served.note").write_text(served.note)
+        return folder
+
+    def advance(self, checkpoint: note.Checkpoint, fetch_proof) -> None:
+        seen = self.seen()
+        if seen is not None:
+            try:
+                if checkpoint.size < seen["size"]:
+                    raise RolledBack(
+                        f"the registry serves a checkpoint of size {checkpoint.size}, older than "
+                        f"the size {seen['size']} this client saw: a rollback"
+                    )
+                check_consistent(
+                    (seen["size"], bytes.fromhex(seen["root"])), checkpoint, fetch_proof
+                )
+            except Inconsistent as exc:
+                folder = self._keep_evidence(type(exc).__name__.lower(), seen, checkpoint)
+                raise type(exc)(f"{exc.args[0]}; evidence kept in {folder}") from exc
+            if checkpoint.size == seen["size"]:
+                return
+        self.path.write_text(
+            json.dumps(
+                {"size": checkpoint.size, "root": checkpoint.root.hex(), "note": checkpoint.note}
+            )
+        )
+
+
+# --- Receipts ------------------------------------------------------------------------------
 
 
 def _header(token: str) -> dict[str, Any]:
@@ -128,13 +235,12 @@ def _header(token: str) -> dict[str, Any]:
         raise Tampered("the receipt is not a compact JWS") from exc
 
 
-def verify_receipt(token: str, keys: PinnedKeys, *, now: float | None = None) -> VerifiedReceipt:
-    """Verify a receipt completely: key, signature, expiry, checkpoint, inclusion of its entry.
-
-    Each failure raises its own error: UnknownKey, Tampered, Expired, BadCheckpoint, Pending or
-    ProofMismatch.
-    """
+def verify_receipt(token: str, keys: PinnedKeys, *, now: float | None = None) -> dict[str, Any]:
+    """A receipt's payload, once its key, signature and validity are checked: UnknownKey,
+    Tampered or Expired otherwise."""
     now = time.time() if now is None else now
+    if not isinstance(token, str) or not token:
+        raise Tampered("the answer carries no receipt")
     header = _header(token)
     if header.get("alg") != ALG:
         raise Tampered(f"receipt algorithm {header.get('alg')!r}, expected {ALG}")
@@ -156,43 +262,159 @@ def verify_receipt(token: str, keys: PinnedKeys, *, now: float | None = None) ->
         key.valid_until and iat > key.valid_until + LEEWAY
     ):
         raise UnknownKey(f"key {key.kid} was not valid when this receipt was issued")
-    if not payload.get("checkpoint"):
-        raise Pending("the receipt is not bound to any checkpoint")
-    checkpoint = verify_checkpoint(payload["checkpoint"], keys)
-    entry = _check_inclusion(payload, checkpoint)
-    return VerifiedReceipt(payload, checkpoint, entry)
+    if payload.get("iss") != keys.origin:
+        raise Tampered("the receipt is issued for another registry")
+    return payload
 
 
-def _check_inclusion(payload: dict[str, Any], checkpoint: note.Checkpoint) -> dict[str, Any] | None:
-    index = payload.get("log_index")
-    if index is None:
-        return None
-    if payload.get("inclusion_proof") is None or payload.get("log_entry") is None:
-        raise Pending(f"log entry {index} is newer than checkpoint {checkpoint.size}; retry later")
+def same_checkpoint(a: str | None, b: str) -> bool:
+    """Two notes with the same signed text (cosignatures may be added after a receipt)."""
+    return bool(a) and a.partition("\n\n")[0] == b.partition("\n\n")[0]
+
+
+# --- Map proofs ----------------------------------------------------------------------------
+
+
+def verify_records(
+    root: bytes, proof_b64: str, records: dict[str, rec.Record | None]
+) -> dict[str, rec.Record | None]:
+    """Check that each key maps to its record (None: absent) in the map of ``root``."""
     try:
-        body = base64.b64decode(payload["log_entry"], validate=True)
-        proof = [base64.b64decode(h, validate=True) for h in payload["inclusion_proof"]]
-        entry = json.loads(body)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ProofMismatch("the receipt's log entry or proof is malformed") from exc
+        proof = base64.b64decode(proof_b64, validate=True)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise ProofMismatch("the map proof is not base64") from exc
+    paths = {statemap.path_of(key): key for key in records}
     try:
-        merkle.verify_inclusion(
-            merkle.leaf_hash(body), index, checkpoint.size, proof, checkpoint.root
+        values = statemap.verify_multiproof(root, list(paths), proof)
+    except statemap.MapProofError as exc:
+        raise ProofMismatch(f"the map proof does not verify: {exc}") from exc
+    for path, key in paths.items():
+        record, value = records[key], values.get(path)
+        if record is None and value is not None:
+            raise ProofMismatch(f"{key} is in the signed map, but was answered absent")
+        if record is not None:
+            if value is None:
+                raise ProofMismatch(f"{key} is absent from the signed map")
+            try:
+                if rec.key_of(record) != key or rec.value_of(record) != value:
+                    raise ProofMismatch(f"the record of {key} is not the one the map signs")
+            except (rec.RecordError, TypeError, ValueError) as exc:
+                raise ProofMismatch(f"the record of {key} is malformed") from exc
+    return records
+
+
+def pem_fingerprint(pem: str) -> str:
+    """SHA-256 (hex) of the DER of a PEM certificate."""
+    try:
+        der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise CertificateMismatch("a certificate's PEM does not parse") from exc
+    return hashlib.sha256(der).hexdigest()
+
+
+# --- Lookups -------------------------------------------------------------------------------
+
+
+@dataclass
+class VerifiedLookup:
+    """A lookup answer whose every field is proven."""
+
+    status: int
+    number: str
+    at: str
+    checkpoint: note.Checkpoint
+    cosigners: list[str]
+    fields: dict[str, Any] | None
+    vault: rec.Record | None
+    provider: rec.Record | None
+    receipt: dict[str, Any]
+
+
+def _evidence(proof: dict[str, Any], name: str, key: str) -> tuple[rec.Record | None, str]:
+    part = proof.get(name)
+    if not isinstance(part, dict) or part.get("key") != key:
+        raise ProofMismatch(f"the answer proves another {name} than the one asked about")
+    record = part.get("record")
+    if record is not None and not isinstance(record, dict):
+        raise ProofMismatch(f"the {name} record is malformed")
+    return record, part.get("proof", "")
+
+
+def verify_lookup(
+    asked: str,
+    asked_at: str | None,
+    status: int,
+    body: dict[str, Any],
+    trust: Trust,
+    *,
+    now: float | None = None,
+) -> VerifiedLookup:
+    """Verify a lookup answer to the question (``asked``, ``asked_at``) completely."""
+    now = time.time() if now is None else now
+    number = compact(asked)
+    receipt = verify_receipt(body.get("receipt"), trust.keys, now=now)
+    if compact(str((receipt.get("asked") or {}).get("number", ""))) != number:
+        raise Tampered("the receipt answers another number than the one asked")
+    if status == 400:
+        answer = receipt.get("answer") or {}
+        if answer.get("status") != 400 or answer.get("code") != body.get("code"):
+            raise Tampered("the refusal differs from what its receipt signed")
+        raise RefusedNumber(f"{body.get('code')}: {body.get('detail', '')}")
+    proof = body.get("proof")
+    if not isinstance(proof, dict):
+        raise ProofMismatch(f"HTTP {status} without a proof")
+    at = proof.get("at")
+    at_epoch = epoch(at) if isinstance(at, str) else None
+    if at_epoch is None:
+        raise ProofMismatch("the answer does not say the time it holds for")
+    asked_epoch = epoch(asked_at) if asked_at else None
+    if asked_epoch is not None and abs(at_epoch - asked_epoch) > 1e-3:
+        raise ProofMismatch(f"asked about {asked_at}, answered about {at}")
+    if asked_epoch is None and abs(at_epoch - now) > LEEWAY:
+        raise ProofMismatch(f"the answer holds for {at}, not for now")
+    checkpoint, cosigners = check_trusted(
+        proof.get("checkpoint", ""), trust, now=now, at=asked_epoch
+    )
+    vault, vault_proof = _evidence(proof, "vault", rec.vault_key(number))
+    verify_records(checkpoint.map_root, vault_proof, {rec.vault_key(number): vault})
+    provider = None
+    if vault is None:
+        expected = 404
+    elif vault.get("status") == "closed":
+        expected = 410
+    else:
+        expected = 200
+        provider, provider_proof = _evidence(proof, "provider", rec.provider_key(vault["provider"]))
+        if provider is None:
+            raise ProofMismatch("the vault's provider is absent from the signed map")
+        verify_records(
+            checkpoint.map_root, provider_proof, {rec.provider_key(vault["provider"]): provider}
         )
-    except merkle.ProofError as exc:
-        raise ProofMismatch(
-            f"log entry {index} is not in the signed checkpoint of size {checkpoint.size} ({exc})"
-        ) from exc
-    answer = payload.get("answer", {})
-    if answer.get("number") and entry.get("vault") != answer["number"]:
-        raise ProofMismatch(f"log entry {index} is about another vault")
-    provider = (answer.get("provider") or {}).get("id")
-    if provider and entry.get("provider") != provider:
-        raise ProofMismatch(f"log entry {index} routes the vault to another provider")
-    return entry
-
-
-def check_body(body: dict[str, Any], verified: VerifiedReceipt) -> None:
-    """The HTTP answer must say what the receipt signed."""
-    if verified.answer.get("status") == 200 and found_answer(body) != verified.answer:
+    if status != expected:
+        raise ProofMismatch(f"HTTP {status}, but the signed state says {expected}")
+    fields = rec.lookup_fields(vault, provider, at) if provider is not None else None
+    if fields is not None:
+        if body.get("number") != number:
+            raise Tampered("the answer is about another number")
+        for name in PROVEN_FIELDS:
+            if without_pem(body.get(name)) != fields[name]:
+                raise ProofMismatch(f"the answer's {name} is not what the signed records say")
+        for certificate in body.get("encryption_certificates", []):
+            if pem_fingerprint(certificate.get("pem") or "") != certificate["fingerprint_sha256"]:
+                raise CertificateMismatch(
+                    f"certificate {certificate['id']}: the PEM served is not the certificate "
+                    "the log publishes"
+                )
+    if receipt.get("answer") != answer_projection(status, number, at, fields):
         raise Tampered("the answer differs from what its receipt signed")
+    if not same_checkpoint(receipt.get("checkpoint"), checkpoint.note):
+        raise Tampered("the receipt is bound to another checkpoint")
+    return VerifiedLookup(
+        status, number, at, checkpoint, cosigners, fields, vault, provider, receipt
+    )
+
+
+def without_pem(value: Any) -> Any:
+    if isinstance(value, list) and value and isinstance(value[0], dict) and "pem" in value[0]:
+        return [{k: v for k, v in item.items() if k != "pem"} for item in value]
+    return value

@@ -88,6 +88,9 @@ class LogKind(models.TextChoices):
     VAULT_HELD = "vault.held"
     VAULT_RELEASED = "vault.released"
     VAULT_CLOSED = "vault.closed"
+    VAULT_REGISTRY_LOCK = "vault.registry_lock"
+    VAULT_TRANSFER_PROHIBITED = "vault.transfer_prohibited"
+    STATE_SNAPSHOT = "state.snapshot"  # the records of a registry that logged before records
     TRANSFER_REQUESTED = "transfer.requested"
     TRANSFER_COMPLETED = "transfer.completed"
     TRANSFER_REJECTED = "transfer.rejected"

@@ -5,17 +5,31 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import rfc8785
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, models, transaction
 
-from directory import checkpoints, tree
+from directory import checkpoints, state, tree
 from directory.models import VaultLogRef
+from directory.transparency import records
+from directory.transparency.records import Record
 from registry.errors import Conflict, ErrorCode, Gone, NotFound
-from registry.models import ApiToken, AuditEvent, LogEntry, LogHead, Provider, Vault, VaultStatus
+from registry.models import (
+    ApiToken,
+    AuditEvent,
+    Certificate,
+    Endpoint,
+    LogEntry,
+    LogHead,
+    LogKind,
+    Provider,
+    Vault,
+    VaultStatus,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +74,8 @@ def lock_active_provider(provider: Provider) -> Provider:
 
 
 def touch_provider(provider_id: Any, sequence: int) -> None:
-    """Move the provider's log position: the key under which its route is cached for lookups
-    (directory.selectors), so every routing-relevant change of the provider calls this."""
+    """Move the provider's log position (its last routing-relevant change, shown to admins and
+    providers), so every routing-relevant change of the provider calls this."""
     Provider.objects.filter(pk=provider_id).update(last_log_index=sequence)
 
 
@@ -113,22 +127,100 @@ def _reserve(count: int) -> int:
     return row[0] - count
 
 
-def append_log(kind: str, payload: dict[str, Any], *, at: datetime) -> LogEntry:
-    """Append one entry; must run inside the transaction of the change it records."""
-    return append_log_many([(kind, payload)], at=at)[0]
+def vault_record(vault: Vault) -> Record:
+    """The complete record of a vault as the log carries it (directory.transparency.records)."""
+    previous = None
+    if vault.previous_provider_id and vault.transferred_at:
+        previous = {
+            "id": str(vault.previous_provider_id),
+            "moved_at": timestamp(vault.transferred_at),
+            "until": timestamp(vault.transferred_at + timedelta(days=settings.TRANSFER_GRACE_DAYS)),
+        }
+    return {
+        "type": records.VAULT,
+        "number": vault.number,
+        "provider": str(vault.provider_id),
+        "status": str(vault.status),
+        **{flag: bool(getattr(vault, flag)) for flag in records.FLAGS},
+        "created_at": timestamp(vault.created_at),
+        "closed_at": timestamp(vault.closed_at) if vault.closed_at else None,
+        "previous_provider": previous,
+    }
 
 
-def append_log_many(items: Sequence[tuple[str, dict[str, Any]]], *, at: datetime) -> list[LogEntry]:
-    """Append entries, extend the stored Merkle tree and index the vaults they name.
+def provider_record(provider_id: Any) -> Record:
+    """The complete record of a provider as the log carries it: identity, status, and every
+    endpoint and certificate it publishes (deactivated and retired ones leave the record).
+    Three queries; call it after the change is saved."""
+    provider = Provider.objects.get(pk=provider_id)
+    endpoints = Endpoint.objects.filter(provider_id=provider_id, deactivated_at__isnull=True)
+    certificates = Certificate.objects.filter(provider_id=provider_id, retired_at__isnull=True)
+    return {
+        "type": records.PROVIDER,
+        "id": str(provider.pk),
+        "legal_name": provider.legal_name,
+        "legal_id": f"{provider.legal_id_scheme}:{provider.legal_id}",
+        "status": str(provider.status),
+        "status_since": timestamp(provider.status_changed_at),
+        "endpoints": [
+            {
+                "id": str(e.pk),
+                "transport_profile": e.transport_profile,
+                "url": e.url,
+                "document_types": list(e.document_types),
+                "activates_at": timestamp(e.activates_at),
+                "expires_at": timestamp(e.expires_at) if e.expires_at else None,
+            }
+            for e in endpoints.order_by("created_at", "id")
+        ],
+        "certificates": [
+            {
+                "id": str(c.pk),
+                "use": c.use,
+                "fingerprint_sha256": c.fingerprint_sha256,
+                "key_type": c.key_type,
+                "not_before": timestamp(c.not_before),
+                "not_after": timestamp(c.not_after),
+            }
+            for c in certificates.order_by("not_after", "id")
+        ],
+    }
 
-    Must run inside the transaction of the change it records: the entries, their tree nodes and
-    their vault references commit with it or not at all. A checkpoint is published after commit
-    if the latest one is older than ``VAULT_CHECKPOINT_INTERVAL``.
+
+LogItem = tuple[str, dict[str, Any]] | tuple[str, dict[str, Any], Sequence[Record]]
+
+
+def append_log(
+    kind: str, payload: dict[str, Any], *, at: datetime, records: Sequence[Record] = ()
+) -> LogEntry:
+    """Append one entry; must run inside the transaction of the change it records.
+
+    ``records`` are the complete new records of the vaults and providers the change touches:
+    the entry carries them and the state map takes them (DESIGN.md §6).
+    """
+    return append_log_many([(kind, payload, records)], at=at)[0]
+
+
+def append_log_many(items: Sequence[LogItem], *, at: datetime) -> list[LogEntry]:
+    """Append entries, extend the stored Merkle tree and the state map, index their vaults.
+
+    Must run inside the transaction of the change it records: the entries, their tree nodes,
+    the map's records and nodes and the vault references commit with it or not at all. The
+    entry time never goes back along the sequence: a writer that read the clock before another
+    but appends after it takes the other's time. A checkpoint is published after commit.
     """
     first = _reserve(len(items))
-    entries, refs = [], []
-    for offset, (kind, payload) in enumerate(items):
-        body = canonical({"kind": str(kind), "at": timestamp(at), **payload})
+    if first:
+        previous = LogEntry.objects.filter(sequence=first - 1).values_list("created_at", flat=True)
+        at = max(at, previous.first() or at)
+    entries, refs, changed = [], [], []
+    for offset, (kind, payload, *carried) in enumerate(items):
+        new_records = list(carried[0]) if carried else []
+        document = {"kind": str(kind), "at": timestamp(at), **payload}
+        if new_records:
+            document["records"] = new_records
+            changed += new_records
+        body = canonical(document)
         entries.append(
             LogEntry(
                 sequence=first + offset,
@@ -142,15 +234,37 @@ def append_log_many(items: Sequence[tuple[str, dict[str, Any]]], *, at: datetime
             refs.append(VaultLogRef(number=payload["vault"], sequence=first + offset))
     LogEntry.objects.bulk_create(entries, batch_size=2000)
     tree.extend(first, [entry.leaf_hash for entry in entries])
+    state.apply(first + len(items), changed)
     VaultLogRef.objects.bulk_create(refs, batch_size=2000)
     _schedule_checkpoint()
     return entries
 
 
+def state_snapshot(
+    *, providers: Sequence[Any] = (), vaults: Sequence[Vault] = (), at: datetime
+) -> list[LogEntry]:
+    """Append the complete current records of these providers (ids) and vaults as
+    ``state.snapshot`` entries: how a registry that logged before entries carried records
+    migrates forward (directory migration 0003) without rewriting any entry."""
+    items: list[LogItem] = [
+        (LogKind.STATE_SNAPSHOT, {"provider": str(pid)}, [provider_record(pid)])
+        for pid in providers
+    ]
+    items += [
+        (
+            LogKind.STATE_SNAPSHOT,
+            {"vault": vault.number, "provider": str(vault.provider_id)},
+            [vault_record(vault)],
+        )
+        for vault in vaults
+    ]
+    return append_log_many(items, at=at) if items else []
+
+
 def _schedule_checkpoint() -> None:
     # Robust: the change is committed whatever happens to the checkpoint. A transaction with
     # several appends schedules several calls; all but the first find a fresh checkpoint.
-    transaction.on_commit(checkpoints.publish_if_due, robust=True)
+    transaction.on_commit(checkpoints.publish_soon, robust=True)
 
 
 def record_audit(

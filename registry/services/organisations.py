@@ -20,7 +20,14 @@ from registry.models import (
     Provider,
 )
 from registry.models.organisations import LIVE_STATUSES, STATUS_TRANSITIONS, Organisation
-from registry.services.common import Actor, append_log, record_audit, timestamp, touch_provider
+from registry.services.common import (
+    Actor,
+    append_log,
+    provider_record,
+    record_audit,
+    timestamp,
+    touch_provider,
+)
 
 Status = OrganisationStatus
 
@@ -202,6 +209,7 @@ def provider_set_status(
             "effective_at": timestamp(org.status_changed_at),
         },
         at=now,
+        records=[provider_record(org.pk)],
     )
     touch_provider(org.pk, entry.sequence)
     org.last_log_index = entry.sequence

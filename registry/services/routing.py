@@ -16,6 +16,7 @@ from registry.services.common import (
     Actor,
     append_log,
     lock_active_provider,
+    provider_record,
     record_audit,
     timestamp,
     touch_provider,
@@ -66,6 +67,7 @@ def endpoint_create(
             "expires_at": timestamp(expires_at) if expires_at else None,
         },
         at=now,
+        records=[provider_record(provider.pk)],
     )
     touch_provider(provider.pk, entry.sequence)
     record_audit(actor, "endpoint:published", endpoint, at=now, log_entry=entry)
@@ -91,6 +93,7 @@ def endpoint_deactivate(*, actor: Actor, endpoint: Endpoint) -> Endpoint:
             "url": endpoint.url,
         },
         at=now,
+        records=[provider_record(endpoint.provider_id)],
     )
     touch_provider(endpoint.provider_id, entry.sequence)
     record_audit(actor, "endpoint:deactivated", endpoint, at=now, log_entry=entry)
@@ -142,6 +145,7 @@ def certificate_upload(
             "not_after": timestamp(info.not_after),
         },
         at=now,
+        records=[provider_record(provider.pk)],
     )
     touch_provider(provider.pk, entry.sequence)
     record_audit(actor, "certificate:published", certificate, at=now, log_entry=entry)
@@ -167,6 +171,7 @@ def certificate_retire(*, actor: Actor, certificate: Certificate) -> Certificate
             "fingerprint_sha256": certificate.fingerprint_sha256,
         },
         at=now,
+        records=[provider_record(certificate.provider_id)],
     )
     touch_provider(certificate.provider_id, entry.sequence)
     record_audit(actor, "certificate:retired", certificate, at=now, log_entry=entry)

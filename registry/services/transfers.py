@@ -50,6 +50,7 @@ from registry.services.common import (
     record_audit,
     refuse_registry_lock,
     timestamp,
+    vault_record,
 )
 from registry.services.messages import message_enqueue
 
@@ -296,6 +297,7 @@ def _request(
             "deadline": timestamp(transfer.deadline),
         },
         at=now,
+        records=[vault_record(vault)],
     )
     vault.last_log_index = entry.sequence
     vault.save(update_fields=["pending_transfer", "last_log_index"])
@@ -436,6 +438,7 @@ def _complete(
             "previous_provider": str(losing_id),
         },
         at=now,
+        records=[vault_record(vault)],
     )
     vault.last_log_index = entry.sequence
     vault.save(
@@ -509,6 +512,7 @@ def _end(
             "provider": str(vault.provider_id),
         },
         at=now,
+        records=[vault_record(vault)],
     )
     vault.last_log_index = entry.sequence
     vault.save(update_fields=["pending_transfer", "last_log_index"])
@@ -734,12 +738,21 @@ def vault_set_registry_lock(
         cancel_pending_transfer(
             vault, actor=actor, cause=ServerCancelCause.REGISTRY_LOCK, at=now, note=reason
         )
+    entry = append_log(
+        LogKind.VAULT_REGISTRY_LOCK,
+        {"vault": vault.number, "provider": str(vault.provider_id), "set": locked},
+        at=now,
+        records=[vault_record(vault)],
+    )
+    vault.last_log_index = entry.sequence
+    vault.save(update_fields=["last_log_index"])
     record_audit(
         actor,
         "vault:registry_lock" if locked else "vault:registry_lock_cleared",
         vault,
         at=now,
         data={"reason": reason},
+        log_entry=entry,
     )
     return vault
 
@@ -766,11 +779,19 @@ def vault_set_transfer_prohibited(
             else "Moves of this vault are not blocked.",
         )
     vault.client_transfer_prohibited = prohibited
-    vault.save(update_fields=["client_transfer_prohibited"])
+    entry = append_log(
+        LogKind.VAULT_TRANSFER_PROHIBITED,
+        {"vault": vault.number, "provider": str(vault.provider_id), "set": prohibited},
+        at=now,
+        records=[vault_record(vault)],
+    )
+    vault.last_log_index = entry.sequence
+    vault.save(update_fields=["client_transfer_prohibited", "last_log_index"])
     record_audit(
         actor,
         "vault:client_transfer_prohibited" if prohibited else "vault:client_transfer_allowed",
         vault,
         at=now,
+        log_entry=entry,
     )
     return vault

@@ -27,6 +27,7 @@ from registry.services.common import (
     lock_open_vault,
     record_audit,
     refuse_registry_lock,
+    vault_record,
 )
 
 MAX_BATCH = 10_000
@@ -73,7 +74,9 @@ def vault_allocate(*, actor: Actor, provider: Provider) -> Vault:
             continue
     else:
         raise Conflict(ErrorCode.NUMBER_SPACE_EXHAUSTED, "Could not draw a free vault number.")
-    entry = append_log(LogKind.VAULT_ALLOCATED, _log_payload(vault), at=now)
+    entry = append_log(
+        LogKind.VAULT_ALLOCATED, _log_payload(vault), at=now, records=[vault_record(vault)]
+    )
     vault.last_log_index = entry.sequence
     vault.save(update_fields=["last_log_index"])
     record_audit(actor, "vault:allocated", vault, at=now, log_entry=entry)
@@ -88,7 +91,9 @@ def vault_allocate_many(*, actor: Actor, provider: Provider, count: int) -> list
     provider = lock_active_provider(provider)
     now = timezone.now()
     vaults = [Vault(number=n, provider=provider, created_at=now) for n in _draw_free(count)]
-    entries = append_log_many([(LogKind.VAULT_ALLOCATED, _log_payload(v)) for v in vaults], at=now)
+    entries = append_log_many(
+        [(LogKind.VAULT_ALLOCATED, _log_payload(v), [vault_record(v)]) for v in vaults], at=now
+    )
     for vault, entry in zip(vaults, entries, strict=True):
         vault.last_log_index = entry.sequence
     Vault.objects.bulk_create(vaults, batch_size=2000)
@@ -113,7 +118,9 @@ def _set_hold(actor: Actor, vault: Vault, kind: HoldKind, held: bool) -> Vault:
     now = timezone.now()
     setattr(vault, kind, held)
     log_kind = LogKind.VAULT_HELD if held else LogKind.VAULT_RELEASED
-    entry = append_log(log_kind, _log_payload(vault, hold=str(kind)), at=now)
+    entry = append_log(
+        log_kind, _log_payload(vault, hold=str(kind)), at=now, records=[vault_record(vault)]
+    )
     vault.last_log_index = entry.sequence
     vault.save(update_fields=[kind, "last_log_index"])
     action = f"vault:{kind}" if held else f"vault:{kind}_released"
@@ -148,7 +155,9 @@ def vault_close(*, actor: Actor, vault: Vault) -> Vault:
     transfers.void_transfer_codes(vault, reason=CodeVoidReason.CLOSED, at=now)
     vault.status = VaultStatus.CLOSED
     vault.closed_at = now
-    entry = append_log(LogKind.VAULT_CLOSED, _log_payload(vault), at=now)
+    entry = append_log(
+        LogKind.VAULT_CLOSED, _log_payload(vault), at=now, records=[vault_record(vault)]
+    )
     vault.last_log_index = entry.sequence
     vault.save(update_fields=["status", "closed_at", "last_log_index"])
     record_audit(actor, "vault:closed", vault, at=now, log_entry=entry)

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import stat
+import time
 from io import StringIO
 
 import pytest
@@ -13,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from django.core.management import call_command
 from django.utils import timezone
 
-from directory import checkpoints, keys, tree
+from directory import checkpoints, keys, state, tree
 from directory.models import Checkpoint
-from directory.transparency import note
+from directory.transparency import note, statemap
 from registry.services import vaults
 from registry.services.common import append_log_many
 
@@ -64,30 +65,35 @@ def test_rotation_keeps_the_old_public_key_with_its_validity_window(fresh_key_di
     assert len(retired) == 1 and stat.S_IMODE(retired[0].stat().st_mode) == 0o600
 
 
-def test_checkpoint_is_a_c2sp_signed_note_with_the_ed25519_key_hash():
+def test_checkpoint_is_a_c2sp_signed_note_binding_log_map_and_time():
     # given a log of 3 entries
     append_log_many([("t", {"n": i}) for i in range(3)], at=timezone.now())
     # when a checkpoint is published
-    checkpoint = checkpoints.publish()
-    # then its text is origin, size, base64 root, a blank line and one signature line
+    before = int(time.time())
+    checkpoint = checkpoints.publish(force=True)
+    # then its text is origin, size, base64 log root, the map and time extension lines, a blank
+    # line and one signature line
     lines = checkpoint.note.split("\n")
     assert lines[0] == "vault-registry.example/log"
     assert lines[1] == "3"
     assert base64.b64decode(lines[2]) == tree.root(3) == bytes(checkpoint.root_hash)
-    assert lines[3] == ""
-    assert lines[4].startswith("\u2014 vault-registry.example/log ")
-    assert lines[5:] == [""]
+    assert lines[3] == "map " + base64.b64encode(state.root(3)).decode()
+    assert bytes(checkpoint.map_root) == state.root(3) == statemap.EMPTY  # no records yet
+    assert before <= int(lines[4].removeprefix("time ")) <= time.time()
+    assert lines[5] == ""
+    assert lines[6].startswith("\u2014 vault-registry.example/log ")
+    assert lines[7:] == [""]
     # and the signature is 4-byte key hash ‖ Ed25519 signature over the text
     key = keys.signing_key(keys.Purpose.LOG)
-    blob = base64.b64decode(lines[4].split(" ")[2])
+    blob = base64.b64decode(lines[6].split(" ")[2])
     expected_hash = hashlib.sha256(key.name.encode() + b"\n\x01" + key.public).digest()[:4]
     assert blob[:4] == expected_hash
     Ed25519PublicKey.from_public_bytes(key.public).verify(
-        blob[4:], "\n".join(lines[:3]).encode() + b"\n"
+        blob[4:], "\n".join(lines[:5]).encode() + b"\n"
     )
     # and the pure verifier accepts it with the public key, and refuses another one
     parsed = note.parse_checkpoint(checkpoint.note, {key.name: [key.public]})
-    assert (parsed.size, parsed.root) == (3, tree.root(3))
+    assert (parsed.size, parsed.root, parsed.map_root) == (3, tree.root(3), statemap.EMPTY)
     with pytest.raises(note.NoteError):
         note.parse_checkpoint(checkpoint.note, {key.name: [bytes(32)]})
     with pytest.raises(note.NoteError):
@@ -107,27 +113,45 @@ def test_publish_checkpoint_command_prints_the_note():
 
 
 def test_a_committed_write_publishes_a_checkpoint(
-    provider, actor, django_capture_on_commit_callbacks
+    provider, actor, commit_publication, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         vault = vaults.vault_allocate(actor=actor, provider=provider)
     assert len(callbacks) == 1
-    assert Checkpoint.objects.get().size == vault.last_log_index + 1
+    assert Checkpoint.objects.first().size == vault.last_log_index + 1
 
 
-def test_writes_publish_at_most_once_per_interval(
-    settings, provider, actor, django_capture_on_commit_callbacks
+def test_a_burst_of_writes_is_signed_once_by_one_background_timer(
+    settings, provider, actor, commit_publication, django_capture_on_commit_callbacks, monkeypatch
 ):
+    # given writes are signed within 60 s by a background thread
     settings.VAULT_CHECKPOINT_INTERVAL = 60
-    with django_capture_on_commit_callbacks(execute=True):
-        vaults.vault_allocate(actor=actor, provider=provider)
-    with django_capture_on_commit_callbacks(execute=True):
-        vaults.vault_allocate(actor=actor, provider=provider)
-    assert Checkpoint.objects.count() == 1
-    Checkpoint.objects.update(created_at=timezone.now() - timezone.timedelta(seconds=61))
-    with django_capture_on_commit_callbacks(execute=True):
-        vaults.vault_allocate(actor=actor, provider=provider)
-    assert Checkpoint.objects.count() == 2
+    started = []
+
+    class Timer:
+        def __init__(self, interval, function):
+            self.interval, self.function, self.daemon = interval, function, False
+            started.append(self)
+
+        def start(self):
+            pass
+
+    monkeypatch.setattr(checkpoints.threading, "Timer", Timer)
+    monkeypatch.setattr(checkpoints, "_timer", None)
+    count = Checkpoint.objects.count()
+    # when two writes commit
+    for _ in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            vaults.vault_allocate(actor=actor, provider=provider)
+    # then nothing is signed in the request, and one timer of 60 s will sign both
+    assert Checkpoint.objects.count() == count
+    assert [(t.interval, t.daemon) for t in started] == [(60, True)]
+    # when it fires (here, in this thread and transaction), the last write is signed
+    monkeypatch.setattr(checkpoints, "connection", type("C", (), {"close": lambda self: None})())
+    monkeypatch.setattr(checkpoints, "close_old_connections", lambda: None)
+    started[0].function()
+    assert Checkpoint.objects.first().size == checkpoints.log_size()
+    assert checkpoints._timer is None
 
 
 def test_without_keys_a_write_still_commits_and_only_warns(
@@ -137,5 +161,5 @@ def test_without_keys_a_write_still_commits_and_only_warns(
     keys.reset()
     with django_capture_on_commit_callbacks(execute=True):
         vault = vaults.vault_allocate(actor=actor, provider=provider)
-    assert vault.pk and not Checkpoint.objects.exists()
+    assert vault.pk and Checkpoint.objects.first().size <= vault.last_log_index
     assert "generate_keys" in caplog.text

@@ -8,22 +8,23 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
-from directory import checkpoints, selectors, tree
+from directory import checkpoints, proven
 from directory.client import cli
-from directory.client.errors import Inconsistent, ProofMismatch
-from directory.client.mirror import Mirror
+from directory.client.errors import ProofMismatch
+from directory.transparency import records as rec
 from registry.models import LogEntry, Vault
 from registry.services import routing, vaults
-from registry.services.common import Actor, canonical, leaf_hash
+from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.directory.helpers import (
     BASE,
     django_transport,
     execute_without_trigger,
-    leaf_hashes,
     pinned_keys,
 )
+from tests.directory.test_client_plan import django_poster
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
@@ -59,6 +60,7 @@ class Cli:
                 *argv,
             ],
             transport=transport or django_transport(),
+            poster=django_poster(),
             out=out,
             err=err,
         )
@@ -70,14 +72,21 @@ def client_cli(tmp_path, issuer):
     return Cli(tmp_path, make_token(issuer)[1])
 
 
-def _project(online: selectors.Resolution) -> dict:
+def _project(number: str) -> dict:
+    """The online, proven answer reduced to what the offline resolution gives."""
+    online = proven.lookup(number)
+    if online.status != 200:
+        return {"status": "closed"}
+    fields = online.fields
     return {
-        "status": online.status,
-        "deliverable": online.deliverable,
-        "reasons": [str(r) for r in online.reasons],
-        "provider": online.provider.id,
-        "endpoints": [e["url"] for e in online.provider.endpoints],
-        "certificate_fingerprints": [c["fingerprint_sha256"] for c in online.provider.certificates],
+        "status": fields["status"],
+        "deliverable": fields["deliverable"],
+        "reasons": fields["reasons"],
+        "provider": fields["provider"]["id"],
+        "endpoints": [e["url"] for e in fields["endpoints"]],
+        "certificate_fingerprints": [
+            c["fingerprint_sha256"] for c in fields["encryption_certificates"]
+        ],
     }
 
 
@@ -99,11 +108,13 @@ def test_mirror_sync_then_offline_resolve_agrees_with_the_registry(client_cli, t
     code, out, err = client_cli("mirror", "resolve", str(path), transport=_offline)
     assert code == 0, err
     answers = {a["number"]: a for a in map(json.loads, out.splitlines())}
-    # then every answer agrees with the online resolution the routing plan and lookup use
-    online = selectors.resolve(numbers)
-    assert len(online) == len(numbers) >= 300
+    # then every answer agrees with the online, proven lookup
+    assert len(numbers) >= 300
     for number in numbers:
-        offline = answers[number]
+        offline, online = answers[number], _project(number)
+        if online["status"] == "closed":
+            assert offline["status"] == "closed" and offline["reasons"][0] == "closed"
+            continue
         assert {
             "status": offline["status"],
             "deliverable": offline["deliverable"],
@@ -111,16 +122,15 @@ def test_mirror_sync_then_offline_resolve_agrees_with_the_registry(client_cli, t
             "provider": offline["provider"]["id"],
             "endpoints": offline["endpoints"],
             "certificate_fingerprints": offline["certificate_fingerprints"],
-        } == _project(online[number]), number
+        } == online, number
     assert answers[unknown] == {"number": unknown, "found": False}
     assert {a["reasons"][0] for a in answers.values() if a.get("reasons")} == {"hold", "closed"}
     # and an online, verified lookup of a few says the same
     for number in numbers[:5]:
         code, out, err = client_cli("lookup", number, "--json")
-        if online[number].status == "closed":
-            continue
         assert code == 0, err
-        assert json.loads(out)["answer"]["provider"]["id"] == answers[number]["provider"]["id"]
+        if answers[number]["status"] != "closed":
+            assert json.loads(out)["provider"]["id"] == answers[number]["provider"]["id"]
 
 
 def test_sync_is_incremental_and_idempotent(client_cli, provider, actor):
@@ -143,7 +153,8 @@ def test_monitor_lists_what_touched_a_provider_since_the_last_run(
     checkpoints.publish()
     code, out, err = client_cli("monitor", "--provider", str(provider.pk))
     assert code == 0, err
-    assert [line.split("\t")[2] for line in out.splitlines()] == ["vault.allocated"]
+    kinds = [line.split("\t")[2] for line in out.splitlines()]
+    assert kinds[-1] == "vault.allocated" and set(kinds[:-1]) == {"state.snapshot"}  # set-up
     # when someone else's change and changes to the provider happen
     vaults.vault_hold(actor=actor, vault=mine, kind=HoldKind.SERVER)
     endpoint = provider.endpoints.get()
@@ -157,91 +168,62 @@ def test_monitor_lists_what_touched_a_provider_since_the_last_run(
     assert client_cli("monitor", "--provider", str(provider.pk))[1] == ""
 
 
-def test_a_vault_moved_away_is_shown_to_its_previous_host(tmp_path, provider, other_provider):
-    # given a mirror that replays a log where a vault moves (as a transfer entry would)
-    mirror = Mirror(tmp_path / "m.sqlite3")
-    mirror._apply(0, {"kind": "vault.allocated", "vault": "V1", "provider": str(provider.pk)})
-    mirror._apply(
-        1, {"kind": "vault.transferred", "vault": "V1", "provider": str(other_provider.pk)}
-    )
-    mirror.db.execute("INSERT INTO leaves VALUES (0, x'00', '{}'), (1, x'00', '{\"kind\":\"x\"}')")
-    # then the losing provider's monitor sees the move, and the vault routes to the gaining one
-    assert [index for index, _ in mirror.monitor(str(provider.pk))] == [0, 1]
-    row = mirror.db.execute("SELECT provider FROM vaults WHERE number = 'V1'").fetchone()
-    assert row == (str(other_provider.pk),)
-
-
-# --- A rewritten history ------------------------------------------------------------------------
-
-
-def _repoint(vault: Vault, provider) -> None:
-    """Rewrite the vault's allocation entry so that it names another provider."""
-    entry = LogEntry.objects.get(sequence=vault.last_log_index)
-    body = json.loads(bytes(entry.body)) | {"provider": str(provider.pk)}
-    data = canonical(body)
-    execute_without_trigger(
-        "registry_logentry",
-        "registry_logentry_append_only",
-        "UPDATE registry_logentry SET body = %s, leaf_hash = %s WHERE sequence = %s",
-        [data, leaf_hash(data), vault.last_log_index],
-    )
-    Vault.objects.filter(pk=vault.pk).update(provider=provider)
-
-
-@pytest.fixture
-def mirrored(client_cli, provider, actor):
-    """Ten vaults, checkpointed, mirrored, and looked up once (the client saw the checkpoint)."""
-    allocated = vaults.vault_allocate_many(actor=actor, provider=provider, count=10)
-    checkpoints.publish()
-    assert client_cli("mirror", "sync")[0] == 0
-    assert client_cli("lookup", allocated[3].number)[0] == 0
-    return allocated
-
-
-def test_a_rewritten_log_entry_is_caught_by_the_mirror_and_the_lookup(
-    client_cli, mirrored, other_provider, provider, actor
+def test_a_vault_moved_away_is_shown_to_both_hosts_and_to_its_holder(
+    client_cli, provider, other_provider, actor
 ):
-    # given a past entry rewritten with raw SQL so that vault 3 routes to another provider
-    victim = mirrored[3]
-    _repoint(victim, other_provider)
-    # and the registry goes on and publishes its next checkpoint
-    vaults.vault_allocate(actor=actor, provider=provider)
-    checkpoints.publish()
-    # then the mirror refuses to follow: the entry no longer hashes to the signed tree
-    size_before = Mirror(client_cli.mirror).size()
-    code, _out, err = client_cli("mirror", "sync")
-    assert code == Inconsistent.exit_code, err
-    assert "REFUSED (HISTORY REWRITTEN)" in err and "entry 3" in err
-    assert Mirror(client_cli.mirror).size() == size_before  # nothing was written
-    # and a lookup of the re-pointed vault fails verification: its proof does not match
-    code, out, err = client_cli("lookup", victim.number)
-    assert code == ProofMismatch.exit_code, err
-    assert "REFUSED (proof mismatch)" in err
-    assert out == ""
+    # given a vault mirrored at its first provider
+    vault = vaults.vault_allocate(actor=actor, provider=provider)
+    for key in (str(provider.pk), str(other_provider.pk)):
+        client_cli("monitor", "--provider", key)
+    assert client_cli("monitor", "--vault", vault.number)[0] == 0
+    # when its holder moves it (as an approved transfer does) and closes it
+    moved = Vault.objects.get(pk=vault.pk)
+    moved.provider, moved.previous_provider = other_provider, provider
+    moved.transferred_at = timezone.now()
+    from registry.services.common import append_log, vault_record
 
-
-def test_a_rewritten_tree_and_checkpoint_are_refused_as_inconsistent(
-    client_cli, mirrored, other_provider, provider, actor
-):
-    # given the same rewrite, and an attacker who also rebuilds the stored tree from the
-    # rewritten entries and publishes a checkpoint over it, signed with the real log key
-    victim = mirrored[3]
-    _repoint(victim, other_provider)
-    execute_without_trigger(
-        "directory_treenode", "directory_treenode_append_only", "DELETE FROM directory_treenode", []
+    append_log(
+        "transfer.completed",
+        {"vault": vault.number, "provider": str(other_provider.pk)},
+        at=timezone.now(),
+        records=[vault_record(moved)],
     )
-    tree.extend(0, leaf_hashes())
-    vaults.vault_allocate(actor=actor, provider=provider)
-    checkpoints.publish()
-    # then the mirror refuses the new checkpoint: it is not consistent with the one it had
-    code, _out, err = client_cli("mirror", "sync")
-    assert code == Inconsistent.exit_code
-    assert "not consistent with the one of size 10" in err
-    # and the lookup, although its proof matches the rewritten tree, is refused by a client
-    # that saw the earlier checkpoint
-    code, _out, err = client_cli("lookup", victim.number)
-    assert code == Inconsistent.exit_code, err
-    assert "REFUSED (HISTORY REWRITTEN)" in err
+    # then the losing and the gaining provider's monitors and the holder's see the move
+    for watched in (["--provider", str(provider.pk)], ["--provider", str(other_provider.pk)]):
+        code, out, err = client_cli("monitor", *watched)
+        assert code == 0, err
+        assert [line.split("\t")[2] for line in out.splitlines()] == ["transfer.completed"]
+    code, out, _ = client_cli("monitor", "--vault", numbers_display(vault.number))
+    assert [line.split("\t")[2] for line in out.splitlines()] == ["transfer.completed"]
+
+
+def numbers_display(number: str) -> str:
+    from registry.numbers import format_display
+
+    return format_display(number).lower()
+
+
+def test_a_monitor_alerts_when_the_online_answer_contradicts_the_log(
+    client_cli, provider, actor, tmp_path
+):
+    # given a holder's monitor that followed its vault
+    vault = vaults.vault_allocate(actor=actor, provider=provider)
+    assert client_cli("monitor", "--vault", vault.number)[0] == 0
+    # when the registry's stored record is changed behind its back (the map is not)
+    key = rec.vault_key(vault.number)
+    forged = rec.record_bytes(
+        json.loads(proven.state.records_at([key])[key]) | {"server_hold": True}
+    )
+    execute_without_trigger(
+        "directory_staterecord",
+        "directory_staterecord_append_only",
+        "UPDATE directory_staterecord SET record = %s WHERE key = %s",
+        [forged, key],
+    )
+    # then the monitor raises the alarm: the online answer does not verify against the log
+    code, _out, err = client_cli("monitor", "--vault", vault.number, "--no-sync")
+    assert code == ProofMismatch.exit_code
+    assert "ALERT" in err and key in err
 
 
 def test_over_real_http_with_checkpoints_published_by_the_writes(live_server, tmp_path):

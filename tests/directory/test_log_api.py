@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from directory import tree
 from directory.api.log import parse_tile_index
+from directory.models import Checkpoint
 from directory.transparency import merkle
 from directory.transparency.tiles import tile_path
 from registry.errors import InvalidInput
@@ -22,12 +23,27 @@ from tests.directory.helpers import append_entries, leaf_hashes
 pytestmark = pytest.mark.django_db
 
 
-def test_log_needs_a_provider_or_issuer_token(
-    anon_client, provider_client, lookup_client, checkpoint
-):
-    assert anon_client.get("/api/v1/log/checkpoint").status_code == 401
-    assert provider_client.get("/api/v1/log/checkpoint").status_code == 200
-    assert lookup_client.get("/api/v1/log/checkpoint").status_code == 200
+def publish_now():
+    from directory.checkpoints import publish
+
+    return publish(force=True)
+
+
+def test_the_log_is_public_and_full_tiles_are_cacheable_by_anyone(anon_client, db):
+    # given a full tile of entries
+    append_entries(256)
+    checkpoint = publish_now()
+    # then anyone reads the log without a token (witnesses, mirrors, holders' monitors)
+    assert anon_client.get("/api/v1/log/checkpoint").content.decode() == checkpoint.note
+    tile = anon_client.get("/api/v1/log/tile/0/000")
+    assert tile.status_code == 200
+    # and a full tile is the same for everyone: any cache may keep it, whoever asks
+    assert tile["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert not {"authorization", "cookie"} & {
+        v.strip().lower() for v in tile.get("Vary", "").split(",")
+    }
+    entries = anon_client.get("/api/v1/log/tile/entries/000", HTTP_AUTHORIZATION="Bearer junk")
+    assert entries.status_code == 200  # a token, even a wrong one, changes nothing
 
 
 def test_checkpoint_is_served_as_text(lookup_client, db):
@@ -203,7 +219,9 @@ def test_lookup_at_a_past_time_answers_the_routing_then(lookup_client, provider,
         f"/api/v1/vaults/{vault.number}", {"at": before_hold.isoformat()}
     ).json()
     assert then["deliverable"] is True
-    assert then["log_sequence"] == vault.last_log_index
+    assert then["proof"]["checkpoint"] == (
+        Checkpoint.objects.filter(created_at__lte=before_hold).first().note
+    )
     assert (
         json.loads(base64.urlsafe_b64decode(then["receipt"].split(".")[1] + "=="))["asked"]["at"]
         == before_hold.isoformat()

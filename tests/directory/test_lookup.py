@@ -9,10 +9,10 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from directory.selectors import route_cache
+from directory import checkpoints, proven
 from registry import numbers
 from registry.models import OrganisationStatus
-from registry.services import organisations, routing, tokens, vaults
+from registry.services import common, organisations, routing, tokens, vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.factories import (
@@ -93,7 +93,7 @@ def test_malformed_numbers_are_400_with_their_code(lookup_client, raw, code):
     assert response.json()["code"] == code
 
 
-def test_unknown_number_is_404(lookup_client, db):
+def test_unknown_number_is_404(lookup_client, checkpoint):
     number = numbers.draw("FR", "VLT1").value
     response = lookup(lookup_client, number)
     assert response.status_code == 404
@@ -165,12 +165,24 @@ def test_several_valid_certificates_are_all_answered_for_rollover(lookup_client,
     assert len(body["encryption_certificates"]) == 2
 
 
-def test_log_sequence_of_the_last_change_is_answered(lookup_client, provider, actor):
+def test_the_answer_is_the_state_signed_by_the_checkpoint_served(
+    lookup_client, provider, actor, monkeypatch
+):
+    # given a vault, signed in a checkpoint, then held in a write not yet signed
     vault = vaults.vault_allocate(actor=actor, provider=provider)
-    held = vaults.vault_hold(actor=actor, vault=vault, kind=HoldKind.CLIENT)
+    signed = checkpoints.serving()
+    with monkeypatch.context() as unsigned:
+        unsigned.setattr(common, "_schedule_checkpoint", lambda: None)
+        vaults.vault_hold(actor=actor, vault=vault, kind=HoldKind.CLIENT)
+    checkpoints.clear_cache()
+    # then the answer is the signed state, proven against that checkpoint
     body = lookup(lookup_client, vault.number).json()
-    assert body["log_sequence"] == held.last_log_index
-    assert held.last_log_index > vault.last_log_index
+    assert (body["deliverable"], body["flags"]) == (True, [])
+    assert body["proof"]["checkpoint"] == signed.note
+    # and once the hold is signed, the answer says it
+    checkpoints.publish()
+    body = lookup(lookup_client, vault.number).json()
+    assert (body["deliverable"], body["flags"]) == (False, ["client_hold"])
 
 
 def test_lookup_runs_a_fixed_small_number_of_queries(
@@ -180,16 +192,14 @@ def test_lookup_runs_a_fixed_small_number_of_queries(
     EndpointFactory(provider=provider)
     CertificateFactory(provider=provider)
     lookup(lookup_client, vault.number)  # records the token's last use (a minute's precision)
-    route_cache.clear()
-    # cold: token, vault (with its provider's status and log position), the provider's identity,
-    # endpoints, certificates. The signed receipt adds none here: this factory vault has no log
-    # entry to prove, and the warm-up lookup cached the latest checkpoint. For a logged vault a
-    # cold lookup is 8 (+ checkpoint, entry, proof nodes) and a warm one still 2:
-    # test_receipts.py::test_signing_adds_three_queries_cold_…
-    with django_assert_num_queries(5):
+    proven.clear_cache()
+    # cold: token, the vault's record and its map proof, the provider's record and its map
+    # proof (one query each: a proof's nodes come in one round up to depth 40), and the PEMs of
+    # the certificates answered. The checkpoint served is cached for a second.
+    with django_assert_num_queries(6):
         assert lookup(lookup_client, vault.number).status_code == 200
-    # warm: the provider's route is cached until its log position moves
-    with django_assert_num_queries(2):
+    # warm: the provider's record, proof and PEMs are cached per checkpoint
+    with django_assert_num_queries(3):
         assert lookup(lookup_client, vault.number).status_code == 200
 
 
@@ -223,14 +233,14 @@ def test_cached_route_expires_with_its_certificate(issuer, vault, provider, monk
     assert body["reasons"] == ["no_valid_certificate"]
 
 
-def test_with_the_token_cache_a_warm_lookup_is_one_query(
+def test_with_the_token_cache_a_warm_lookup_is_two_queries(
     lookup_client, vault, settings, django_assert_num_queries
 ):
     # given the production token cache
     settings.VAULT_TOKEN_CACHE_SECONDS = 5
     lookup(lookup_client, vault.number)
-    # then a warm lookup only reads the vault
-    with django_assert_num_queries(1):
+    # then a warm lookup only reads the vault's record and its map proof
+    with django_assert_num_queries(2):
         assert lookup(lookup_client, vault.number).status_code == 200
 
 

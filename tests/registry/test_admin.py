@@ -10,10 +10,11 @@ from django.core.management import CommandError, call_command
 from django_otp.oath import totp
 from rest_framework.test import APIClient
 
-from registry.models import ApiToken, AuditEvent, LogEntry, OrganisationStatus, Provider, Vault
+from registry.models import ApiToken, AuditEvent, OrganisationStatus, Provider, Vault
 from registry.services import organisations
 from tests.factories import ProviderFactory
 from tests.registry.conftest import PASSWORD, run_action
+from tests.registry.helpers import changes
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +69,7 @@ def test_approve_asks_for_a_reason_then_calls_the_service(otp_client, admin_user
     assert provider.status == OrganisationStatus.ACTIVE
     change = provider.status_changes.last()
     assert (change.to_status, change.reason, change.actor_user) == ("active", "KYC ok", admin_user)
-    assert LogEntry.objects.filter(kind="provider.status").count() == 1
+    assert changes().filter(kind="provider.status").count() == 1
     assert AuditEvent.objects.filter(action="status:active", actor="user:root").exists()
 
 
@@ -80,7 +81,7 @@ def test_an_invalid_transition_is_reported_and_changes_nothing(otp_client):
     assert response.status_code == 302
     provider.refresh_from_db()
     assert provider.status == OrganisationStatus.REJECTED
-    assert not LogEntry.objects.exists()
+    assert not changes().exists()
 
 
 def test_create_token_shows_the_value_once_and_it_works(otp_client):
@@ -109,7 +110,7 @@ def test_server_hold_action_holds_the_vault(otp_client, vault):
     run_action(otp_client, "vault", "server_hold", [vault.pk])
     vault.refresh_from_db()
     assert vault.server_hold is True
-    assert LogEntry.objects.filter(kind="vault.held").count() == 1
+    assert changes().filter(kind="vault.held").count() == 1
 
 
 def test_records_cannot_be_edited_or_deleted_in_the_admin(otp_client, vault, actor):
@@ -117,13 +118,13 @@ def test_records_cannot_be_edited_or_deleted_in_the_admin(otp_client, vault, act
     organisations.provider_set_status(
         actor=actor, provider=provider, status="suspended", reason="x"
     )
-    entry = LogEntry.objects.get()
+    entry = changes().get()
     # the log entry and the vault can be viewed, not changed nor deleted
     assert otp_client.get(f"/admin/registry/logentry/{entry.pk}/change/").status_code == 200
     assert otp_client.post(f"/admin/registry/logentry/{entry.pk}/delete/").status_code == 403
     assert otp_client.post(f"/admin/registry/vault/{vault.pk}/delete/").status_code == 403
     assert otp_client.get("/admin/registry/provider/add/").status_code == 403
-    assert LogEntry.objects.count() == 1
+    assert changes().count() == 1
     assert Vault.objects.filter(pk=vault.pk).exists()
 
 

@@ -72,8 +72,14 @@ def test_404_for_an_unknown_url(provider_client, path):
     assert body["instance"] == path
 
 
-def test_404_for_an_unknown_vault(lookup_client):
-    # given
+def test_503_before_the_registry_signed_anything(lookup_client):
+    number = numbers.make("FR", "VLT1", "000000000003").value
+    response = lookup_client.get(f"/api/v1/vaults/{number}")
+    assert_problem(response, 503, "no_checkpoint")
+
+
+def test_404_for_an_unknown_vault(lookup_client, checkpoint):
+    # given an empty registry that signed its (empty) state
     number = numbers.make("FR", "VLT1", "000000000003").value
 
     # when

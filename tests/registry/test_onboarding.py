@@ -9,13 +9,12 @@ from registry.models import (
     AuditEvent,
     Issuer,
     IssuerStatusChange,
-    LogEntry,
     OrganisationStatus,
     Provider,
     ProviderStatusChange,
 )
 from tests.factories import ProviderFactory, make_token, random_siren
-from tests.registry.helpers import assert_problem
+from tests.registry.helpers import assert_problem, changes
 
 PROVIDERS = "/api/v1/provider-applications"
 ISSUERS = "/api/v1/issuer-applications"
@@ -69,7 +68,7 @@ def test_provider_application_lands_as_applied(db):
     assert (change.from_status, change.to_status) == ("", "applied")
     assert change.actor == "public:127.0.0.1"
     assert AuditEvent.objects.get(target_id=str(provider.pk)).action == "applied"
-    assert not LogEntry.objects.exists()
+    assert not changes().exists()
 
 
 def test_issuer_application_lands_as_applied(db):

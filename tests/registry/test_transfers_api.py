@@ -7,12 +7,11 @@ from datetime import timedelta
 import pytest
 from django.db import IntegrityError, transaction
 
-from directory import selectors
+from directory import proven
 from registry import transfer_codes
 from registry.errors import DomainError
 from registry.models import (
     AuditEvent,
-    LogEntry,
     Message,
     Transfer,
     TransferCode,
@@ -24,7 +23,7 @@ from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.factories import VaultFactory
 from tests.registry.conftest import bearer
-from tests.registry.helpers import assert_problem, log_kinds
+from tests.registry.helpers import assert_problem, changes, log_kinds
 
 pytestmark = pytest.mark.django_db
 
@@ -73,7 +72,7 @@ def test_request_opens_a_pending_transfer(
     assert vault.pending_transfer is True
     assert vault.provider_id == provider.pk
     assert log_kinds()[-1] == "transfer.requested"
-    assert vault.last_log_index == LogEntry.objects.last().sequence
+    assert vault.last_log_index == changes().last().sequence
     assert Message.objects.filter(provider=provider, kind="transfer.requested").count() == 1
     assert AuditEvent.objects.filter(action="transfer:requested").count() == 1
 
@@ -315,7 +314,7 @@ def test_approve_moves_the_vault_at_once(clock, pending, losing_client, provider
     code = TransferCode.objects.get()
     assert (code.code_hash, bytes(code.salt), code.destroyed_at) == ("", b"", clock.now)
     assert log_kinds()[-2:] == ["transfer.requested", "transfer.completed"]
-    assert vault.last_log_index == LogEntry.objects.last().sequence
+    assert vault.last_log_index == changes().last().sequence
     event = AuditEvent.objects.get(action="transfer:client_approved")
     assert event.actor.startswith(f"provider:{provider.pk}")
     # both sides are told
@@ -377,14 +376,14 @@ def test_every_transition_is_valid_only_from_pending(
     clients = {"approve": losing_client, "reject": losing_client, "cancel": gaining_client}
     payloads = {"reject": {"reason": "dispute"}}
     assert act(clients[first], pending, first, **payloads.get(first, {})).status_code == 200
-    entries = LogEntry.objects.count()
+    entries = changes().count()
 
     body = assert_problem(
         act(clients[then], pending, then, **payloads.get(then, {})), 409, "invalid_transfer_state"
     )
 
     assert body["state"] in {"client_approved", "client_rejected", "client_cancelled"}
-    assert LogEntry.objects.count() == entries
+    assert changes().count() == entries
 
 
 def test_approve_when_the_gaining_provider_was_suspended_is_409(
@@ -512,7 +511,10 @@ def test_the_lookup_names_the_previous_provider_for_30_days(
     body = lookup_client.get(url).json()
     assert body["provider"]["id"] == str(other_provider.pk)
     assert body["previous_provider"]["id"] == str(provider.pk)
-    assert body["previous_provider"]["legal_name"] == provider.legal_name
+    assert (
+        body["previous_provider"]["moved_at"]
+        == body["proof"]["vault"]["record"]["previous_provider"]["moved_at"]
+    )
     # and after 30 days the previous provider is no longer named
     clock.advance(days=30, seconds=1)
     assert lookup_client.get(url).json()["previous_provider"] is None
@@ -522,17 +524,16 @@ def test_a_vault_that_never_moved_has_no_previous_provider(lookup_client, vault)
     assert lookup_client.get(f"/api/v1/vaults/{vault.number}").json()["previous_provider"] is None
 
 
-def test_naming_the_previous_provider_costs_one_query_only_when_a_vault_moved(
+def test_naming_the_previous_provider_costs_no_query_it_is_in_the_vault_record(
     clock, pending, losing_client, provider, django_assert_num_queries
 ):
-    # given a vault that moved, and one that never did (their providers' routes cached)
+    # given a vault that moved, and one that never did (their providers' evidence cached)
     act(losing_client, pending, "approve")
     still = VaultFactory(provider=provider)
-    selectors.resolve([pending.vault_id, still.number])
-    # then resolving the one that never moved is the single grouped query
-    with django_assert_num_queries(1):
-        assert selectors.resolve([still.number])[still.number].previous_provider is None
-    # and the moved one, alone or with many others, costs one query more
+    proven.lookup(pending.vault_id), proven.lookup(still.number)
+    # then both cost the same two queries: the vault's record and its proof
     with django_assert_num_queries(2):
-        answer = selectors.resolve([pending.vault_id, still.number])
-    assert answer[pending.vault_id].previous_provider["id"] == str(provider.pk)
+        assert proven.lookup(still.number).fields["previous_provider"] is None
+    with django_assert_num_queries(2):
+        moved = proven.lookup(pending.vault_id).fields["previous_provider"]
+    assert moved["id"] == str(provider.pk)

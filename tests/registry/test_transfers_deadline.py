@@ -10,9 +10,10 @@ import pytest
 from django.core.management import call_command
 
 from registry import workdays
-from registry.models import AuditEvent, LogEntry, Message, Transfer, Vault
+from registry.models import AuditEvent, Message, Transfer, Vault
 from registry.services import transfers
 from tests.registry.conftest import bearer
+from tests.registry.helpers import changes
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -113,13 +114,13 @@ def test_process_transfers_approves_an_unanswered_transfer_once(
         "system:process_transfers"
     )
     state = (
-        LogEntry.objects.count(),
+        changes().count(),
         Message.objects.count(),
         AuditEvent.objects.count(),
         list(Transfer.objects.values()),
         list(Vault.objects.values()),
     )
-    completed = LogEntry.objects.filter(kind="transfer.completed").count()
+    completed = changes().filter(kind="transfer.completed").count()
 
     # when it runs again, later
     clock.advance(hours=1)
@@ -129,7 +130,7 @@ def test_process_transfers_approves_an_unanswered_transfer_once(
     assert "Settled 0" in output
     assert completed == 1
     assert state == (
-        LogEntry.objects.count(),
+        changes().count(),
         Message.objects.count(),
         AuditEvent.objects.count(),
         list(Transfer.objects.values()),
@@ -138,20 +139,27 @@ def test_process_transfers_approves_an_unanswered_transfer_once(
 
 
 @pytest.mark.django_db
-def test_an_overdue_transfer_is_settled_when_the_vault_is_looked_up(
-    clock, pending, issuer, other_provider
+def test_a_lookup_never_settles_an_overdue_transfer_the_timer_does(
+    clock, pending, issuer, provider, other_provider
 ):
     # given the deadline passed and no timer ran
     clock.set(pending.deadline + timedelta(minutes=1))
+    url = f"/api/v1/vaults/{pending.vault_id}"
 
     # when an issuer looks the vault up
-    body = bearer(issuer).get(f"/api/v1/vaults/{pending.vault_id}").json()
+    body = bearer(issuer).get(url).json()
 
-    # then the answer already routes to the gaining provider
+    # then it answers the proven state (a read never writes): the move is not executed yet
+    assert body["provider"]["id"] == str(provider.pk)
+    assert "pending_transfer" in body["flags"]
+    pending.refresh_from_db()
+    assert pending.state == "pending"
+
+    # when the timer runs, the next lookup routes to the gaining provider
+    call_command("process_transfers", stdout=StringIO())
+    body = bearer(issuer).get(url).json()
     assert body["provider"]["id"] == str(other_provider.pk)
     assert "pending_transfer" not in body["flags"]
-    pending.refresh_from_db()
-    assert pending.state == "server_approved"
 
 
 @pytest.mark.django_db
