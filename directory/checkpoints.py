@@ -52,14 +52,11 @@ def _log_public_keys() -> dict[str, list[bytes]]:
     return found
 
 
-def _tail(start: int, end: int) -> list[bytes]:
-    return [
-        bytes(body)
-        for body in LogEntry.objects.filter(sequence__gte=start, sequence__lt=end)
-        .order_by("sequence")
-        .values_list("body", flat=True)
-        .iterator(chunk_size=2000)
-    ]
+def _tail(start: int, end: int):
+    """The bytes of entries [start, end), in order, streamed."""
+    rows = LogEntry.objects.filter(sequence__gte=start, sequence__lt=end).order_by("sequence")
+    for body in rows.values_list("body", flat=True).iterator(chunk_size=5000):
+        yield bytes(body)
 
 
 def verified_roots(previous: Checkpoint | None, size: int) -> tuple[bytes, bytes]:
@@ -85,21 +82,27 @@ def verified_roots(previous: Checkpoint | None, size: int) -> tuple[bytes, bytes
             raise CheckpointRefused(
                 f"the stored tree no longer gives the root signed at size {start}"
             )
-    bodies = _tail(start, size)
-    if len(bodies) != size - start:
-        raise CheckpointRefused(f"log entries missing between {start} and {size}")
     touched: dict[str, bytes] = {}
-    for body in bodies:
+    count = 0
+    for body in _tail(start, size):
+        count += 1
         merkle.push_leaf(frontier, merkle.leaf_hash(body))
         try:
             for record in rec.entry_records(json.loads(body)):
                 touched[rec.key_of(record)] = rec.value_of(record)
         except (ValueError, KeyError) as exc:
             raise CheckpointRefused(f"a log entry's records are malformed: {exc}") from exc
+    if count != size - start:
+        raise CheckpointRefused(f"log entries missing between {start} and {size}")
     log_root = merkle.root_from_frontier([digest for _level, digest in frontier])
     if size and log_root != tree.root(size):
         raise CheckpointRefused(f"the stored tree disagrees with the entries at size {size}")
     paths = {statemap.path_of(key): value for key, value in touched.items()}
+    if previous is None:  # the first checkpoint: the whole map, from the whole log
+        map_root = statemap.root_of(paths.items())
+        if map_root != state.root(size):
+            raise CheckpointRefused(f"the stored map is not what the log produces at {size}")
+        return log_root, map_root
     partial = statemap.PartialTree.load(list(paths), state._fetch(start))
     if partial.root() != old_map:
         raise CheckpointRefused(f"the stored map no longer gives the root signed at size {start}")

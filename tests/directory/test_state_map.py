@@ -1,0 +1,123 @@
+"""The stored state map: written with the append, derived from the log alone, and rebuilt."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from directory import checkpoints, proven, state
+from directory.models import Checkpoint, MapNode, StateRecord
+from directory.transparency import records as rec
+from directory.transparency import statemap
+from registry.models import LogEntry
+from registry.services import routing, vaults
+from registry.services.vaults import HoldKind
+from tests.directory.helpers import execute_without_trigger
+
+pytestmark = pytest.mark.django_db
+
+
+def replayed() -> dict[str, dict]:
+    """The state as anyone replaying the log computes it."""
+    return rec.replay(json.loads(bytes(b)) for b in LogEntry.objects.values_list("body", flat=True))
+
+
+def test_every_change_carries_the_complete_new_records_and_the_map_follows(provider, actor):
+    # given a vault allocated, held, then an endpoint of its provider deactivated
+    vault = vaults.vault_allocate(actor=actor, provider=provider)
+    vaults.vault_hold(actor=actor, vault=vault, kind=HoldKind.SERVER)
+    routing.endpoint_deactivate(actor=actor, endpoint=provider.endpoints.get())
+    # then the last entry carries the provider's whole record, without that endpoint
+    last = json.loads(bytes(LogEntry.objects.last().body))
+    [record] = last["records"]
+    assert record["type"] == "provider" and record["endpoints"] == []
+    assert record["certificates"][0]["fingerprint_sha256"]
+    # and the vault's record holds every flag
+    state_now = replayed()
+    held = state_now[rec.vault_key(vault.number)]
+    assert held["server_hold"] is True and held["provider"] == str(provider.pk)
+    # and the stored map is exactly the replayed state: records and root
+    stored = state.decoded_at(list(state_now))
+    assert stored == state_now
+    expected_root = statemap.root_of(
+        (statemap.path_of(k), rec.value_of(r)) for k, r in state_now.items()
+    )
+    assert state.root() == expected_root == bytes(checkpoints.serving().map_root)
+
+
+def test_registry_lock_and_transfer_prohibition_are_logged(vault, provider, django_user_model):
+    from registry.services import transfers
+    from registry.services.common import Actor
+
+    # when the holder's provider blocks moves, then an admin locks the vault
+    transfers.vault_set_transfer_prohibited(
+        actor=Actor.system("tests"), provider=provider, vault=vault, prohibited=True
+    )
+    assert LogEntry.objects.last().kind == "vault.transfer_prohibited"
+    admin = Actor.for_user(django_user_model.objects.create_user("ops"))
+    transfers.vault_set_registry_lock(actor=admin, vault=vault, locked=True, reason="court")
+    # then both are in the vault's logged record, hence in every proven answer
+    assert LogEntry.objects.last().kind == "vault.registry_lock"
+    record = replayed()[rec.vault_key(vault.number)]
+    assert (record["client_transfer_prohibited"], record["registry_lock"]) == (True, True)
+
+
+def test_rebuild_verify_agrees_with_a_live_registry(provider, actor):
+    vaults.vault_allocate_many(actor=actor, provider=provider, count=30)
+    out = StringIO()
+    call_command("rebuild_state_map", "--verify", stdout=out)
+    assert "the stored state map is what the log gives" in out.getvalue()
+
+
+def test_rebuild_verify_names_a_record_changed_behind_the_registry(vault):
+    # given the stored record of a vault re-pointed with raw SQL
+    key = rec.vault_key(vault.number)
+    forged = json.loads(state.records_at([key])[key]) | {"provider": "evil"}
+    execute_without_trigger(
+        "directory_staterecord",
+        "directory_staterecord_append_only",
+        "UPDATE directory_staterecord SET record = %s WHERE key = %s",
+        [rec.record_bytes(forged), key],
+    )
+    # then the verification names it, and fails
+    out = StringIO()
+    with pytest.raises(CommandError, match="differences"):
+        call_command("rebuild_state_map", "--verify", stdout=out)
+    assert f"DIFFERS: {key}" in out.getvalue()
+
+
+def test_rebuild_builds_the_map_of_a_bulk_loaded_log(provider, actor, lookup_client):
+    # given a log whose state map was never written (as after a bulk load by COPY)
+    vault = vaults.vault_allocate(actor=actor, provider=provider)
+    before = state.root()
+    for table in ("directory_staterecord", "directory_mapnode"):
+        execute_without_trigger(table, f"{table}_append_only", f"DELETE FROM {table}", [])
+    Checkpoint.objects.all().delete()
+    checkpoints.clear_cache()
+    assert not MapNode.objects.exists()
+    # when the map is rebuilt from the log alone, and a checkpoint published
+    out = StringIO()
+    call_command("rebuild_state_map", stdout=out)
+    assert "built the state map" in out.getvalue()
+    checkpoints.publish()
+    # then it is the map the registry had built as it went, and lookups are proven again
+    assert state.root() == before
+    assert lookup_client.get(f"/api/v1/vaults/{vault.number}").json()["deliverable"] is True
+    # and a second build refuses to write over it
+    with pytest.raises(CommandError, match="not empty"):
+        call_command("rebuild_state_map", stdout=StringIO())
+    assert StateRecord.objects.filter(key=rec.vault_key(vault.number)).count() == 1
+
+
+def test_a_lookup_proof_is_about_log2_hashes(provider, actor):
+    # given 2,000 vaults: a map about 11 levels deep
+    allocated = vaults.vault_allocate_many(actor=actor, provider=provider, count=2000)
+    checkpoint = checkpoints.serving()
+    # then one vault's proof is one opaque sibling per level, give or take a few
+    result = proven.lookup(allocated[0].number)
+    proof = state.prove([rec.vault_key(allocated[0].number)], checkpoint.size)
+    assert result.vault.proof == proof
+    assert 8 * 34 <= len(proof) <= 20 * 34 + 65
