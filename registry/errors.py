@@ -26,9 +26,12 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_ACCEPTABLE = "not_acceptable"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    LENGTH_REQUIRED = "length_required"
+    INVALID_PAGE_SIZE = "invalid_page_size"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
+    NOT_READY = "not_ready"
     # Vault numbers (the parser's own codes are added as they are: invalid_check_digits, …)
     VAULT_NOT_FOUND = "vault_not_found"
     VAULT_CLOSED = "vault_closed"

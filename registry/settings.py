@@ -81,6 +81,12 @@ VAULT_ALLOCATOR = env("VAULT_ALLOCATOR", "VLT1").upper()
 VAULT_OTHER_ALLOCATORS = [code.upper() for code in env_list("VAULT_OTHER_ALLOCATORS")]
 # Delivery transport profiles providers may publish endpoints for.
 VAULT_TRANSPORT_PROFILES = env_list("VAULT_TRANSPORT_PROFILES", "vault-pivot-https/1")
+# Document types an endpoint may declare it accepts (400 for any other). The default is the
+# purposes issuers resolve numbers for (registry.models.organisations.Purpose; a test keeps the two
+# in step).
+VAULT_DOCUMENT_TYPES = env_list(
+    "VAULT_DOCUMENT_TYPES", "bank_statement,payslip,invoice,tax_notice,insurance,other"
+)
 # Longest lifetime an admin may give an API token, in days.
 VAULT_TOKEN_MAX_DAYS = env_int("VAULT_TOKEN_MAX_DAYS", 400)
 # How long a worker trusts a token it checked: revocation and suspension take effect within it.
@@ -240,7 +246,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry.api.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "registry.api.parsers.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.CursorPagination",
     "PAGE_SIZE": 100,

@@ -164,7 +164,8 @@ class LogEntryTileApi(_LogApi):
 
 def _int_param(request, name: str, code: ErrorCode) -> int:
     raw = request.query_params.get(name, "")
-    if not raw.isdigit() or len(raw) > 19:
+    # ASCII only: str.isdigit() also accepts '²' (int() refuses it) and '٣' (int() reads 3).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise InvalidInput(code, f"{name} must be a non-negative integer.")
     return int(raw)
 
