@@ -131,6 +131,10 @@ VAULT_CHECKPOINT_INTERVAL = env_int("VAULT_CHECKPOINT_INTERVAL", 5)
 # Lifetime of a signed receipt, in seconds.
 VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
 
+# --- Operations ---------------------------------------------------------------------------------
+# Retry-After (seconds) of /readyz's 503.
+VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)
+
 # --- Django -------------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -206,6 +210,9 @@ else:
     # No JIT: registry queries are short, and compiling a 100,000-number plan's query costs more
     # (about half a second) than running it.
     options.setdefault("options", "-c jit=off")
+    # A database that does not answer fails the request (and /readyz) after this many seconds,
+    # instead of holding a worker until gunicorn's timeout ends it with an HTML 500.
+    options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
