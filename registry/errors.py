@@ -72,6 +72,11 @@ class ErrorCode(StrEnum):
     NOT_TRANSFER_PROHIBITED = "not_transfer_prohibited"
     MESSAGE_NOT_FOUND = "message_not_found"
     WEBHOOK_NOT_FOUND = "webhook_not_found"
+    # Webhook destinations (registry.destinations): refused at registration and at delivery
+    NOT_HTTPS = "not_https"
+    CREDENTIALS_IN_URL = "credentials_in_url"
+    UNRESOLVABLE_HOST = "unresolvable_host"
+    ADDRESS_NOT_PUBLIC = "address_not_public"
     # Routing plans
     TOO_MANY_NUMBERS = "too_many_numbers"
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"

@@ -118,7 +118,18 @@ CERTIFICATE_EXPIRY_NOTICE_DAYS = env_int("CERTIFICATE_EXPIRY_NOTICE_DAYS", 30)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 15)
 WEBHOOK_BACKOFF_BASE_SECONDS = env_int("WEBHOOK_BACKOFF_BASE_SECONDS", 30)
 WEBHOOK_BACKOFF_MAX_SECONDS = env_int("WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600)
+# Total time one delivery may take (connect, TLS, request, answer), not per socket read.
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Deliveries to different providers run in parallel, this many at a time.
+WEBHOOK_CONCURRENCY = env_int("WEBHOOK_CONCURRENCY", 8)
+# A claimed batch not recorded within this many seconds (its worker died) is claimed again.
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 120)
+# Webhooks may point to loopback, private or link-local addresses: for tests and closed networks
+# only, never on a registry reachable from the Internet (registry.destinations).
+VAULT_WEBHOOK_ALLOW_PRIVATE = env_bool("VAULT_WEBHOOK_ALLOW_PRIVATE", False)
+# PEM file of the certificate authorities webhook receivers' certificates chain to; empty: the
+# system's trust store. For closed networks with their own CA (and tests).
+WEBHOOK_CA_FILE = env("WEBHOOK_CA_FILE", "")
 
 # --- Transparency log and signed answers (DESIGN.md §6) -----------------------------------------
 # Directory of the Ed25519 private keys (log and receipt) and their public manifest: keep it outside
