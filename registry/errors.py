@@ -32,6 +32,11 @@ class ErrorCode(StrEnum):
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
     NOT_READY = "not_ready"
+    # Answered by the reverse proxy in front (deploy/nginx/errors/*.json)
+    URI_TOO_LONG = "uri_too_long"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
     # Vault numbers (the parser's own codes are added as they are: invalid_check_digits, …)
     VAULT_NOT_FOUND = "vault_not_found"
     VAULT_CLOSED = "vault_closed"
