@@ -5,6 +5,9 @@ import multiprocessing
 import os
 
 wsgi_app = "registry.wsgi:application"
+# Under systemd (deploy/systemd/vault-registry.socket) the listening socket is passed in
+# (LISTEN_FDS) and this is not used: the socket outlives every gunicorn, so a restart after a
+# crash never finds the address taken by orphaned workers.
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -16,9 +19,22 @@ max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = 2000
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
 errorlog = "-"
-# Request lines and headers are bounded; bodies are bounded by the API (413).
+# Request lines and headers are bounded; bodies are bounded by the API (413). nginx
+# (deploy/nginx/vault-registry.conf: large_client_header_buffers 4 8k) refuses first what is
+# larger, with a problem+json page: gunicorn's own refusals are HTML, so its limits are the
+# same, never smaller (a request line or a header line of at most 8 KB).
 limit_request_line = 8190
-limit_request_fields = 100
+limit_request_field_size = 8190
+# nginx bounds the headers by size (4 x 8 KB), not by count, and adds its own X-Forwarded-*.
+limit_request_fields = 200
+
+# gunicorn 24 and later open a control socket, by default ~/.gunicorn/gunicorn.ctl, one path
+# shared by every instance the user runs: off, unless GUNICORN_CONTROL_SOCKET names this
+# instance's own (e.g. /run/vault-registry/gunicorn.ctl). Older versions ignore both names.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+control_socket_disable = not control_socket
+if not control_socket:
+    del control_socket
 
 
 def on_starting(server):

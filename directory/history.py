@@ -37,6 +37,14 @@ def parse_at(raw: str | None) -> datetime | None:
             ErrorCode.INVALID_TIME,
             "at must be an ISO 8601 time with a UTC offset, e.g. 2025-01-31T12:00:00Z.",
         )
+    try:
+        # 0001-01-01T00:00:00+14:00 is before year 1 in UTC, which datetime cannot hold: every
+        # comparison with it would raise OverflowError.
+        moment.astimezone(timezone.get_fixed_timezone(0))
+    except OverflowError:
+        raise InvalidInput(
+            ErrorCode.INVALID_TIME, "at is out of range (years 1 to 9999, in UTC)."
+        ) from None
     if moment > timezone.now():
         raise InvalidInput(ErrorCode.INVALID_TIME, "at must not be in the future.")
     return moment

@@ -28,7 +28,7 @@ from directory.transparency import records as rec
 from directory.transparency.records import Reason
 from registry import numbers
 from registry.errors import DomainError, ErrorCode, InvalidInput
-from registry.federation import known_allocators
+from registry.federation import country, known_allocators
 from registry.models import ApiToken, Issuer
 from registry.services.common import timestamp
 
@@ -50,8 +50,11 @@ def read_numbers(body: bytes, content_type: str, limit: int) -> list[str]:
             text = body.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InvalidInput(ErrorCode.BAD_REQUEST, "The body is not UTF-8 text.") from exc
-        # One number per line; a CSV export may quote it or end the line with a comma.
-        items = [line.strip().strip(",").strip('"') for line in text.splitlines()]
+        # One number per line; a CSV export may quote it or end the line with a comma. Lines
+        # end at \n or \r\n only: str.splitlines() also splits at \x0b \x0c \x1c-\x1e \x85
+        # \u2028 \u2029, which a single lookup drops as separators inside one number.
+        lines = text.split("\n")
+        items = [line.strip().strip(",").strip('"') for line in lines]
         items = [item for item in items if item]
     else:
         raise DomainError(
@@ -159,16 +162,16 @@ def build_plan(asked: list[str], checkpoint: Checkpoint | None = None) -> Plan:
     checkpoint = checkpoint or proven.checkpoint_for(None)
     now = timezone.now()
     at = timestamp(now)
-    allocators = known_allocators()
+    allocators, ours = known_allocators(), country()
     counts: Counter[str] = Counter()
     invalid: dict[str, str] = {}
     for raw, times in Counter(asked).items():
-        number = numbers.normalise_fast(raw, allocators)
+        number = numbers.normalise_fast(raw, allocators, ours)
         if number is not None:
             counts[number] += times
             continue
         try:  # the slow parser says why; it agrees with the fast path (tested)
-            numbers.parse(raw, allocators)
+            numbers.parse(raw, allocators, ours)
         except numbers.InvalidNumber as exc:
             invalid[raw] = f"{Reason.INVALID}:{exc.code}"
         counts[raw] += times

@@ -26,9 +26,17 @@ class ErrorCode(StrEnum):
     METHOD_NOT_ALLOWED = "method_not_allowed"
     NOT_ACCEPTABLE = "not_acceptable"
     PAYLOAD_TOO_LARGE = "payload_too_large"
+    LENGTH_REQUIRED = "length_required"
+    INVALID_PAGE_SIZE = "invalid_page_size"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     THROTTLED = "throttled"
     SERVER_ERROR = "server_error"
+    NOT_READY = "not_ready"
+    # Answered by the reverse proxy in front (deploy/nginx/errors/*.json)
+    URI_TOO_LONG = "uri_too_long"
+    HEADERS_TOO_LARGE = "headers_too_large"
+    UPSTREAM_UNAVAILABLE = "upstream_unavailable"
+    UPSTREAM_TIMEOUT = "upstream_timeout"
     # Vault numbers (the parser's own codes are added as they are: invalid_check_digits, …)
     VAULT_NOT_FOUND = "vault_not_found"
     VAULT_CLOSED = "vault_closed"
@@ -69,6 +77,11 @@ class ErrorCode(StrEnum):
     NOT_TRANSFER_PROHIBITED = "not_transfer_prohibited"
     MESSAGE_NOT_FOUND = "message_not_found"
     WEBHOOK_NOT_FOUND = "webhook_not_found"
+    # Webhook destinations (registry.destinations): refused at registration and at delivery
+    NOT_HTTPS = "not_https"
+    CREDENTIALS_IN_URL = "credentials_in_url"
+    UNRESOLVABLE_HOST = "unresolvable_host"
+    ADDRESS_NOT_PUBLIC = "address_not_public"
     # Routing plans
     TOO_MANY_NUMBERS = "too_many_numbers"
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"

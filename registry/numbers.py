@@ -52,7 +52,9 @@ _MESSAGES = {
         "A vault number holds only letters and digits (spaces, hyphens and dots are ignored)."
     ),
     NumberError.INVALID_LENGTH: "A vault number has exactly 20 letters and digits.",
-    NumberError.INVALID_COUNTRY: "A vault number starts with a two-letter country code.",
+    NumberError.INVALID_COUNTRY: (
+        "A vault number starts with the two-letter country code of its federation."
+    ),
     NumberError.INVALID_ALLOCATOR: (
         "Characters 5 to 8 are the allocator code: a letter, then three letters or digits."
     ),
@@ -119,13 +121,18 @@ def check_digits(country: str, allocator: str, serial: str) -> str:
     return mod_97_10.calc_check_digits(allocator + serial + country)
 
 
-def parse(value: str, allocators: Collection[str] | None = None) -> VaultNumber:
+def parse(
+    value: str, allocators: Collection[str] | None = None, country: str | None = None
+) -> VaultNumber:
     """Normalise and validate any input form of a vault number, or raise InvalidNumber.
 
-    ``allocators`` are the allocator codes the federation knows. MOD 97-10 catches every single
-    substitution of a digit for a digit or a letter for a letter, and every swap of two neighbour
-    digits; the fixed layout catches the rest, except a letter typed for a digit (or back) inside an
-    alphanumeric allocator code, which only the list of known allocators can catch.
+    ``allocators`` are the allocator codes the federation knows, ``country`` its country: a
+    number of another country, even with valid check digits, is not one of its numbers.
+
+    MOD 97-10 catches every single substitution of a digit for a digit or a letter for a letter,
+    and every swap of two neighbour digits; the fixed layout catches the rest, except a letter
+    typed for a digit (or back) inside an alphanumeric allocator code, which only the list of
+    known allocators can catch.
     """
     number = compact(value)
     if not number:
@@ -143,12 +150,16 @@ def parse(value: str, allocators: Collection[str] | None = None) -> VaultNumber:
     # Same rule as ISO 13616: move the first four characters to the end, the result mod 97 is 1.
     if not number[2:4].isdigit() or not mod_97_10.is_valid(number[4:] + number[:4]):
         raise InvalidNumber(NumberError.INVALID_CHECK_DIGITS, value)
+    if country is not None and number[:2] != country:
+        raise InvalidNumber(NumberError.INVALID_COUNTRY, value)
     if allocators is not None and number[4:8] not in allocators:
         raise InvalidNumber(NumberError.UNKNOWN_ALLOCATOR, value)
     return VaultNumber(number)
 
 
-def normalise_fast(value: str, allocators: Collection[str]) -> str | None:
+def normalise_fast(
+    value: str, allocators: Collection[str], country: str | None = None
+) -> str | None:
     """The normalised number if ``value`` is valid, else None (then ``parse`` says why).
 
     The bulk path of routing plans: the same rule as ``parse``, for 100,000 numbers per call.
@@ -164,12 +175,12 @@ def normalise_fast(value: str, allocators: Collection[str]) -> str | None:
             number = compact(value)
             if _SHAPE.fullmatch(number) is None:
                 return None
-    allocator, country = number[4:8], number[:2]
-    if allocator not in allocators:
+    allocator, prefix = number[4:8], number[:2]
+    if allocator not in allocators or (country is not None and prefix != country):
         return None
     cache = _BASE10_CACHE
     head = cache.get(allocator) or _base10(allocator)
-    tail = cache.get(country) or _base10(country)
+    tail = cache.get(prefix) or _base10(prefix)
     if int(head + number[8:] + tail + number[2:4]) % 97 != 1:
         return None
     return number

@@ -82,6 +82,12 @@ VAULT_ALLOCATOR = env("VAULT_ALLOCATOR", "VLT1").upper()
 VAULT_OTHER_ALLOCATORS = [code.upper() for code in env_list("VAULT_OTHER_ALLOCATORS")]
 # Delivery transport profiles providers may publish endpoints for.
 VAULT_TRANSPORT_PROFILES = env_list("VAULT_TRANSPORT_PROFILES", "vault-pivot-https/1")
+# Document types an endpoint may declare it accepts (400 for any other). The default is the
+# purposes issuers resolve numbers for (registry.models.organisations.Purpose; a test keeps the two
+# in step).
+VAULT_DOCUMENT_TYPES = env_list(
+    "VAULT_DOCUMENT_TYPES", "bank_statement,payslip,invoice,tax_notice,insurance,other"
+)
 # Longest lifetime an admin may give an API token, in days.
 VAULT_TOKEN_MAX_DAYS = env_int("VAULT_TOKEN_MAX_DAYS", 400)
 # How long a worker trusts a token it checked: revocation and suspension take effect within it.
@@ -113,7 +119,18 @@ CERTIFICATE_EXPIRY_NOTICE_DAYS = env_int("CERTIFICATE_EXPIRY_NOTICE_DAYS", 30)
 WEBHOOK_MAX_ATTEMPTS = env_int("WEBHOOK_MAX_ATTEMPTS", 15)
 WEBHOOK_BACKOFF_BASE_SECONDS = env_int("WEBHOOK_BACKOFF_BASE_SECONDS", 30)
 WEBHOOK_BACKOFF_MAX_SECONDS = env_int("WEBHOOK_BACKOFF_MAX_SECONDS", 6 * 3600)
+# Total time one delivery may take (connect, TLS, request, answer), not per socket read.
 WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10)
+# Deliveries to different providers run in parallel, this many at a time.
+WEBHOOK_CONCURRENCY = env_int("WEBHOOK_CONCURRENCY", 8)
+# A claimed batch not recorded within this many seconds (its worker died) is claimed again.
+WEBHOOK_LEASE_SECONDS = env_int("WEBHOOK_LEASE_SECONDS", 120)
+# Webhooks may point to loopback, private or link-local addresses: for tests and closed networks
+# only, never on a registry reachable from the Internet (registry.destinations).
+VAULT_WEBHOOK_ALLOW_PRIVATE = env_bool("VAULT_WEBHOOK_ALLOW_PRIVATE", False)
+# PEM file of the certificate authorities webhook receivers' certificates chain to; empty: the
+# system's trust store. For closed networks with their own CA (and tests).
+WEBHOOK_CA_FILE = env("WEBHOOK_CA_FILE", "")
 
 # --- Transparency log and signed answers (DESIGN.md §6) -----------------------------------------
 # Directory of the Ed25519 private keys (log and receipt) and their public manifest: keep it outside
@@ -136,6 +153,10 @@ VAULT_WITNESS_QUORUM = env_int("VAULT_WITNESS_QUORUM", 0)
 VAULT_WITNESS_TIMEOUT = env_int("VAULT_WITNESS_TIMEOUT", 5)
 # Lifetime of a signed receipt, in seconds.
 VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
+
+# --- Operations ---------------------------------------------------------------------------------
+# Retry-After (seconds) of /readyz's 503.
+VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)
 
 # --- Django -------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -212,6 +233,9 @@ else:
     # No JIT: registry queries are short, and compiling a 100,000-number plan's query costs more
     # (about half a second) than running it.
     options.setdefault("options", "-c jit=off")
+    # A database that does not answer fails the request (and /readyz) after this many seconds,
+    # instead of holding a worker until gunicorn's timeout ends it with an HTML 500.
+    options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -252,7 +276,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["registry.api.auth.BearerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.JSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "registry.api.parsers.ContentNegotiation",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.CursorPagination",
     "PAGE_SIZE": 100,

@@ -1,19 +1,24 @@
-"""URLs: the API under /api/v1/, its schema and docs, and the OTP-protected admin."""
+"""URLs: the API under /api/v1/, its schema and docs, the OTP-protected admin, and the health
+checks (/healthz, /readyz)."""
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularSwaggerView
 
 from directory.api.log import WellKnownApi
+from registry import health
 from registry.admin import admin_site
 from registry.api import handlers
+from registry.api.schema import SchemaApi
 
 urlpatterns = [
     # The read side first: the lookup is the most frequent request, resolved in fewer steps.
     path("api/v1/", include("directory.api.urls")),
     path("api/v1/", include("registry.api.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path(".well-known/vault-registry", WellKnownApi.as_view(), name="well-known"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("admin/", admin_site.urls),
     path("", handlers.home, name="home"),
 ]

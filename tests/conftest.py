@@ -144,3 +144,19 @@ def checkpoint(db):
     from directory import checkpoints
 
     return checkpoints.publish()
+
+
+# A public address for every test host name (the documentation ranges are not public).
+PUBLIC_ADDRESS = "93.184.215.14"
+
+
+@pytest.fixture(autouse=True)
+def _offline_dns(monkeypatch):
+    """Webhook hosts resolve without the network: ``localhost`` to loopback, any other name to
+    a public address. Tests about resolution replace this again."""
+    from registry import destinations
+
+    def resolve(host: str, port: int) -> list[str]:
+        return ["127.0.0.1"] if host == "localhost" else [PUBLIC_ADDRESS]
+
+    monkeypatch.setattr(destinations, "resolve", resolve)

@@ -25,7 +25,7 @@ from directory.transparency import note
 from directory.transparency.tiles import TILE_HEIGHT, TILE_WIDTH, join_bundle
 from registry.api.auth import Principal
 from registry.errors import ErrorCode, InvalidInput, NotFound
-from registry.federation import known_allocators, parse_number
+from registry.federation import country, known_allocators, parse_number
 from registry.models import LogEntry
 
 MAX_TILE_LEVEL = 63 // TILE_HEIGHT
@@ -169,7 +169,8 @@ class LogEntryTileApi(_LogApi):
 
 def _int_param(request, name: str, code: ErrorCode) -> int:
     raw = request.query_params.get(name, "")
-    if not raw.isdigit() or len(raw) > 19:
+    # ASCII only: str.isdigit() also accepts '²' (int() refuses it) and '٣' (int() reads 3).
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:
         raise InvalidInput(code, f"{name} must be a non-negative integer.")
     return int(raw)
 
@@ -301,6 +302,7 @@ class WellKnownApi(APIView):
         response = JsonResponse(
             {
                 "origin": settings.VAULT_LOG_ORIGIN,
+                "country": country(),
                 "allocators": sorted(known_allocators()),
                 "log_keys": log_keys,
                 "receipt_keys": receipt_keys,

@@ -202,7 +202,7 @@ def verify_plan(
     at = plan.get("at")
     if not isinstance(at, str) or abs((epoch(at) or 0) - now) > LEEWAY:
         raise PlanMismatch("the plan does not hold for now")
-    expected = _expected_placements(request, trust.keys.allocators)
+    expected = _expected_placements(request, trust.keys.allocators, trust.keys.country)
     placed: dict[str, Any] = {}
     for group in plan.get("groups", []):
         for number in group.get("numbers", []):
@@ -243,10 +243,10 @@ def verify_plan(
     return VerifiedPlan(payload, checkpoint, cosigners, len(expected))
 
 
-def _expected_placements(request: bytes, allocators) -> dict[str, str | None]:
+def _expected_placements(request: bytes, allocators, country) -> dict[str, str | None]:
     """Each distinct entry of the request: None for a well-formed number (its normal form),
     or ``invalid:<code>`` as the registry's own parser refuses it (with the allocator codes
-    pinned with the registry's keys)."""
+    and the country pinned with the registry's keys)."""
     text = request.decode("utf-8-sig")
     if text.lstrip().startswith("["):
         items = json.loads(text)
@@ -256,7 +256,7 @@ def _expected_placements(request: bytes, allocators) -> dict[str, str | None]:
     expected: dict[str, str | None] = {}
     for raw in items:
         try:
-            expected[numbers.parse(raw, allocators).value] = None
+            expected[numbers.parse(raw, allocators, country).value] = None
         except numbers.InvalidNumber as exc:
             expected[raw] = f"{rec.Reason.INVALID}:{exc.code}"
     return expected

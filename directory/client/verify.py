@@ -73,12 +73,15 @@ class PinnedKeys:
     log_keys: dict[str, list[bytes]] = field(default_factory=dict)
     receipt_keys: dict[str, ReceiptKey] = field(default_factory=dict)
     allocators: frozenset[str] | None = None  # the allocator codes the registry knows
+    country: str | None = None  # the federation's country
 
     @classmethod
     def from_document(cls, document: dict[str, Any]) -> PinnedKeys:
         keys = cls(origin=document["origin"])
         if isinstance(document.get("allocators"), list):
             keys.allocators = frozenset(document["allocators"])
+        if isinstance(document.get("country"), str):
+            keys.country = document["country"]
         for entry in document.get("log_keys", []):
             public = base64.b64decode(entry["public_key"])
             keys.log_keys.setdefault(entry["name"], []).append(public)

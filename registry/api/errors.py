@@ -28,10 +28,12 @@ _TITLES = {
     406: "Not acceptable",
     409: "Conflict",
     410: "Gone",
+    411: "Length required",
     413: "Content too large",
     415: "Unsupported media type",
     429: "Too many requests",
     500: "Internal server error",
+    503: "Service unavailable",
 }
 
 _DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [

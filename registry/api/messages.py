@@ -29,7 +29,10 @@ class MessageSerializer(serializers.Serializer):
 
 
 class WebhookInputSerializer(serializers.Serializer):
-    url = serializers.URLField(max_length=500, help_text="https:// only")
+    url = serializers.URLField(
+        max_length=500,
+        help_text="https:// only, without credentials, its host resolving to public addresses",
+    )
 
 
 class WebhookSerializer(serializers.ModelSerializer):
@@ -92,7 +95,10 @@ class WebhookApi(_ProviderApi):
         request=WebhookInputSerializer,
         responses={
             201: WebhookCreatedSerializer,
-            400: OpenApiResponse(description="validation_error (https:// only)"),
+            400: OpenApiResponse(
+                description="validation_error: not_https, credentials_in_url, "
+                "unresolvable_host or address_not_public"
+            ),
         },
     )
     def post(self, request):

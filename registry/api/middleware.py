@@ -14,8 +14,11 @@ class ApiBodyLimitMiddleware:
     A view names its limit with ``max_body_setting`` (a setting's name, read per request so that
     it can be changed in tests); the default is VAULT_API_MAX_BODY.
 
-    Django reads at most Content-Length bytes of a body (a chunked body without one reads as
-    empty), so checking the header is enough to bound what the API ever holds in memory.
+    Django reads at most Content-Length bytes of a body, so checking the header is enough to
+    bound what the API ever holds in memory. A chunked body (``Transfer-Encoding`` without
+    ``Content-Length``) would read as empty, a plan "asking for no number": it is refused with
+    411 Length Required. The nginx site in deploy/ buffers chunked bodies and passes them on
+    with a Content-Length, so clients behind it may still send them.
     """
 
     def __init__(self, get_response):
@@ -29,6 +32,13 @@ class ApiBodyLimitMiddleware:
             return None
         view_class = getattr(view_func, "cls", None) or getattr(view_func, "view_class", None)
         limit = getattr(settings, getattr(view_class, "max_body_setting", "VAULT_API_MAX_BODY"))
+        if "HTTP_TRANSFER_ENCODING" in request.META and not request.META.get("CONTENT_LENGTH"):
+            return problem_response(
+                411,
+                ErrorCode.LENGTH_REQUIRED,
+                "Send the body with a Content-Length header, not chunked.",
+                instance=request.path,
+            )
         raw = request.META.get("CONTENT_LENGTH") or "0"
         try:
             length = int(raw)

@@ -1,6 +1,11 @@
-"""drf-spectacular extensions: how the bearer tokens appear in the OpenAPI schema."""
+"""drf-spectacular extensions (how the bearer tokens appear in the OpenAPI schema), and the
+view serving the schema."""
 
+from django.http import JsonResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.views import SpectacularAPIView
+
+from registry.api.errors import PROBLEM_CONTENT_TYPE
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):
@@ -16,3 +21,24 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
                 "self-service, scope `lookup` for issuers' lookups."
             ),
         }
+
+
+class SchemaApi(SpectacularAPIView):
+    """The OpenAPI document (YAML or JSON); its errors are problem+json like the API's.
+
+    drf-spectacular renders whatever the view answers with the negotiated renderer, so a 401 or
+    406 came back as YAML under a problem+json content type: errors skip the renderers here.
+    """
+
+    def handle_exception(self, exc):
+        answer = super().handle_exception(exc)  # the API's exception handler: problem+json data
+        response = JsonResponse(
+            answer.data,
+            status=answer.status_code,
+            content_type=PROBLEM_CONTENT_TYPE,
+            json_dumps_params={"ensure_ascii": False},
+        )
+        for name, value in answer.items():
+            if name.lower() != "content-type":
+                response[name] = value
+        return response

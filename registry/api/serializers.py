@@ -46,7 +46,11 @@ class EndpointInputSerializer(serializers.Serializer):
     transport_profile = serializers.ChoiceField(choices=[])
     url = serializers.URLField(max_length=500)
     document_types = serializers.ListField(
-        child=serializers.CharField(max_length=100), max_length=50, required=False, default=list
+        child=serializers.CharField(max_length=100),
+        max_length=50,
+        required=False,
+        default=list,
+        help_text="Drawn from the registry's list (VAULT_DOCUMENT_TYPES), e.g. bank_statement",
     )
     activates_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)

@@ -76,6 +76,21 @@ class Endpoint(models.Model):
         return f"{self.transport_profile} {self.url}"
 
     def clean(self) -> None:
+        types = self.document_types if isinstance(self.document_types, list) else []
+        unknown = [kind for kind in types if kind not in settings.VAULT_DOCUMENT_TYPES]
+        if unknown:
+            raise ValidationError(
+                {
+                    "document_types": ValidationError(
+                        _("Unknown document types %(unknown)s; known: %(known)s."),
+                        code="unknown_document_type",
+                        params={
+                            "unknown": ", ".join(map(str, unknown)),
+                            "known": ", ".join(settings.VAULT_DOCUMENT_TYPES),
+                        },
+                    )
+                }
+            )
         # The expires_after_activation constraint, checked before the INSERT can fail on it.
         if (
             self.expires_at is not None

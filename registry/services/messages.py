@@ -18,6 +18,7 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from registry import destinations
 from registry.errors import ErrorCode, InvalidInput, NotFound
 from registry.models import (
     Certificate,
@@ -131,6 +132,8 @@ def certificate_notify_expiring(*, actor: Actor, now: datetime | None = None) ->
 
 
 def _validate_webhook_url(url: str) -> str:
+    """An https:// URL without credentials whose host resolves to public addresses only
+    (registry.destinations; VAULT_WEBHOOK_ALLOW_PRIVATE lifts the address rule)."""
     url = (url or "").strip()
     try:
         URLValidator(schemes=["https"])(url)
@@ -139,6 +142,14 @@ def _validate_webhook_url(url: str) -> str:
             ErrorCode.VALIDATION_ERROR,
             "A webhook URL must be an https:// URL.",
             extra={"errors": [{"field": "url", "code": "not_https", "message": "https only"}]},
+        ) from None
+    try:
+        destinations.check(url, allow_private=settings.VAULT_WEBHOOK_ALLOW_PRIVATE)
+    except destinations.RefusedDestination as exc:
+        raise InvalidInput(
+            ErrorCode.VALIDATION_ERROR,
+            f"This webhook URL is refused: {exc.message}.",
+            extra={"errors": [{"field": "url", "code": str(exc.code), "message": exc.message}]},
         ) from None
     return url
 

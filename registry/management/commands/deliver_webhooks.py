@@ -9,9 +9,10 @@ from registry.services.webhooks import DeliveryReport, deliver_webhooks
 
 class Command(BaseCommand):
     help = (
-        "POST every due message to its provider's webhook, signed (Standard Webhooks headers). "
-        "Failures are retried with exponential backoff by later runs; several runs may overlap. "
-        "Run it from a timer (deploy/systemd)."
+        "POST every due message to its provider's webhook, signed (Standard Webhooks headers), "
+        "providers in parallel (WEBHOOK_CONCURRENCY), each delivery within "
+        "WEBHOOK_TIMEOUT_SECONDS in all. Failures are retried with exponential backoff by later "
+        "runs; several runs may overlap. Run it from a timer (deploy/systemd)."
     )
 
     def add_arguments(self, parser):
@@ -21,7 +22,8 @@ class Command(BaseCommand):
         def progress(report: DeliveryReport) -> None:
             self.stdout.write(
                 f"  {report.attempted} attempted: {report.delivered} delivered, "
-                f"{report.failed} to retry, {report.abandoned} abandoned"
+                f"{report.failed} to retry, {report.abandoned} abandoned, "
+                f"{report.deferred} waiting behind a failure"
             )
 
         report = deliver_webhooks(limit=batch, on_progress=progress)

@@ -138,6 +138,10 @@ class Command(BaseCommand):
     def _vaults(self, actor, providers, target: int) -> None:
         missing = target - Vault.objects.filter(provider__in=providers).count()
         done = 0
+        # A terminal gets one line rewritten in place; a log or a pipe gets whole lines, one per
+        # tenth of the work, instead of carriage returns glued into a single line.
+        live = self.stdout.isatty()
+        step, reported = max(missing // 10, 1), 0
         while missing > 0:
             # Spread unevenly, as a real federation is: the first providers host more.
             for weight, provider in zip((4, 3, 1, 1, 1), providers, strict=True):
@@ -145,11 +149,15 @@ class Command(BaseCommand):
                 vaults.vault_allocate_many(actor=actor, provider=provider, count=count)
                 missing -= count
                 done += count
-                self.stdout.write(f"\rvaults    {done:>6} allocated", ending="")
-                self.stdout.flush()
+                if live:
+                    self.stdout.write(f"\rvaults    {done:>6} allocated", ending="")
+                    self.stdout.flush()
+                elif done - reported >= step or missing <= 0:
+                    self.stdout.write(f"vaults    {done:>6} allocated")
+                    reported = done
                 if missing <= 0:
                     break
-        if done:
+        if done and live:
             self.stdout.write("")
         self.stdout.write(
             f"vaults    {Vault.objects.filter(provider__in=providers).count()} "
