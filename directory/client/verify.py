@@ -36,6 +36,7 @@ from directory.client.errors import (
     NoQuorum,
     ProofMismatch,
     RefusedNumber,
+    RegistryError,
     RolledBack,
     Stale,
     Tampered,
@@ -355,6 +356,8 @@ def verify_lookup(
     """Verify a lookup answer to the question (``asked``, ``asked_at``) completely."""
     now = time.time() if now is None else now
     number = compact(asked)
+    if body.get("code") == "no_checkpoint":  # nothing signed (then): nothing to verify or use
+        raise RegistryError(status, body.get("detail", "no checkpoint"))
     receipt = verify_receipt(body.get("receipt"), trust.keys, now=now)
     if compact(str((receipt.get("asked") or {}).get("number", ""))) != number:
         raise Tampered("the receipt answers another number than the one asked")
