@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from datetime import UTC, datetime
 import os
 import sys
 from pathlib import Path
@@ -134,9 +135,10 @@ def _lookup(args, registry: http.Registry, out: TextIO) -> int:
     if args.json:
         out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
         return 0
+    signed = datetime.fromtimestamp(verified.checkpoint.time or 0, UTC).isoformat()
     out.write(
-        f"verified against checkpoint {verified.checkpoint.size} (map and log signed "
-        f"{verified.checkpoint.time}); {_witness_line(verified.cosigners, trust)}\n"
+        f"verified against checkpoint {verified.checkpoint.size} (log and map signed "
+        f"{signed}); {_witness_line(verified.cosigners, trust)}\n"
     )
     if verified.status == 404:
         out.write(f"{verified.number}: no vault has this number (proven absent)\n")
