@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import UTC, datetime
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
