@@ -240,7 +240,24 @@ def serving(*, at_or_before=None) -> Checkpoint | None:
         return cached[1]
     checkpoint = _with_quorum(Checkpoint.objects.all())
     _cache["serving"] = (now, checkpoint)
+    refresh = timedelta(seconds=settings.VAULT_CHECKPOINT_REFRESH)
+    if checkpoint is not None and timezone.now() - checkpoint.created_at > refresh:
+        # Keep the time line fresh for clients that refuse stale checkpoints, without a timer:
+        # re-signing is the registry's own housekeeping, done in the background (the answer
+        # is still proven against this checkpoint, which was true when signed).
+        _schedule_refresh()
     return checkpoint
+
+
+def _schedule_refresh() -> None:
+    global _timer
+    if settings.VAULT_CHECKPOINT_INTERVAL <= 0:
+        return  # tests and single-threaded runs: refreshed by the next write or the timer
+    with _timer_lock:
+        if _timer is None:
+            _timer = threading.Timer(0, _publish_in_thread)
+            _timer.daemon = True
+            _timer.start()
 
 
 def latest(*, covering: int | None = None) -> Checkpoint | None:

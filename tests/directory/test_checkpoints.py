@@ -163,3 +163,37 @@ def test_without_keys_a_write_still_commits_and_only_warns(
         vault = vaults.vault_allocate(actor=actor, provider=provider)
     assert vault.pk and Checkpoint.objects.first().size <= vault.last_log_index
     assert "generate_keys" in caplog.text
+
+
+def test_an_old_checkpoint_is_re_signed_in_the_background_when_served(
+    settings, checkpoint, monkeypatch
+):
+    # given a checkpoint older than the refresh period, and writes signed by a background thread
+    settings.VAULT_CHECKPOINT_INTERVAL = 2
+    settings.VAULT_CHECKPOINT_REFRESH = 300
+    Checkpoint.objects.update(created_at=timezone.now() - timezone.timedelta(seconds=301))
+    started = []
+
+    class Timer:
+        def __init__(self, interval, function):
+            self.interval, self.function, self.daemon = interval, function, False
+            started.append(self)
+
+        def start(self):
+            pass
+
+    monkeypatch.setattr(checkpoints.threading, "Timer", Timer)
+    monkeypatch.setattr(checkpoints, "_timer", None)
+    checkpoints.clear_cache()
+    # when answers are served from it
+    served = checkpoints.serving()
+    # then it is still the one served, and one background re-signing is scheduled at once
+    assert served.pk == checkpoint.pk
+    assert [(t.interval, t.daemon) for t in started] == [(0, True)]
+    monkeypatch.setattr(checkpoints, "connection", type("C", (), {"close": lambda self: None})())
+    monkeypatch.setattr(checkpoints, "close_old_connections", lambda: None)
+    started[0].function()
+    checkpoints.clear_cache()
+    fresh = checkpoints.serving()
+    assert fresh.pk != checkpoint.pk and fresh.size == checkpoint.size
+    assert timezone.now() - fresh.created_at < timezone.timedelta(seconds=60)
