@@ -97,6 +97,10 @@ VAULT_API_MAX_BODY = env_int("VAULT_API_MAX_BODY", 64 * 1024)
 # Routing plans: most numbers in one plan, and largest body (413 above either).
 VAULT_PLAN_MAX_NUMBERS = env_int("VAULT_PLAN_MAX_NUMBERS", 100_000)
 VAULT_PLAN_MAX_BODY = env_int("VAULT_PLAN_MAX_BODY", 8 * 1024 * 1024)
+# Django's own cap on a body read into memory (2.5 MiB by default) would refuse a plan or a state
+# proof request that the API accepts (a 100,000-number state proof request is about 3 MB) with a
+# 500. API bodies are bounded per view by ApiBodyLimitMiddleware instead (64 KiB by default).
+DATA_UPLOAD_MAX_MEMORY_SIZE = VAULT_PLAN_MAX_BODY
 # Largest PEM certificate accepted, in bytes.
 VAULT_CERT_MAX_PEM = env_int("VAULT_CERT_MAX_PEM", 16 * 1024)
 

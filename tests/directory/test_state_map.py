@@ -121,3 +121,16 @@ def test_a_lookup_proof_is_about_log2_hashes(provider, actor):
     proof = state.prove([rec.vault_key(allocated[0].number)], checkpoint.size)
     assert result.vault.proof == proof
     assert 8 * 34 <= len(proof) <= 20 * 34 + 65
+
+
+def test_a_state_proof_request_of_200000_keys_is_answered_not_refused(checkpoint, anon_client):
+    # given the largest request the API accepts: a plan's numbers and their providers
+    keys = [f"vault:FR76VLT1{index:012d}" for index in range(200_000)]
+    body = json.dumps({"size": checkpoint.size, "keys": keys})
+    assert len(body) > 2.5 * 1024 * 1024  # above Django's default in-memory cap
+    # when it is sent
+    response = anon_client.post("/api/v1/state/proofs", data=body, content_type="application/json")
+    # then every key is answered (absent here), with one proof
+    assert response.status_code == 200, response.content[:200]
+    answer = response.json()
+    assert len(answer["records"]) == 200_000 and set(answer["records"].values()) == {None}
