@@ -121,11 +121,10 @@ def test_a_committed_write_publishes_a_checkpoint(
     assert Checkpoint.objects.first().size == vault.last_log_index + 1
 
 
-def test_a_burst_of_writes_is_signed_once_by_one_background_timer(
-    settings, provider, actor, commit_publication, django_capture_on_commit_callbacks, monkeypatch
-):
-    # given writes are signed within 60 s by a background thread
-    settings.VAULT_CHECKPOINT_INTERVAL = 60
+@pytest.fixture
+def timers(monkeypatch) -> list:
+    """Background timers recorded instead of started; calling ``function`` runs one here, in
+    this thread and the test's transaction."""
     started = []
 
     class Timer:
@@ -138,6 +137,16 @@ def test_a_burst_of_writes_is_signed_once_by_one_background_timer(
 
     monkeypatch.setattr(checkpoints.threading, "Timer", Timer)
     monkeypatch.setattr(checkpoints, "_timer", None)
+    monkeypatch.setattr(checkpoints, "connection", type("C", (), {"close": lambda self: None})())
+    monkeypatch.setattr(checkpoints, "close_old_connections", lambda: None)
+    return started
+
+
+def test_a_burst_of_writes_is_signed_once_by_one_background_timer(
+    settings, provider, actor, commit_publication, django_capture_on_commit_callbacks, timers
+):
+    # given writes are signed within 60 s by a background thread
+    settings.VAULT_CHECKPOINT_INTERVAL = 60
     count = Checkpoint.objects.count()
     # when two writes commit
     for _ in range(2):
@@ -145,11 +154,9 @@ def test_a_burst_of_writes_is_signed_once_by_one_background_timer(
             vaults.vault_allocate(actor=actor, provider=provider)
     # then nothing is signed in the request, and one timer of 60 s will sign both
     assert Checkpoint.objects.count() == count
-    assert [(t.interval, t.daemon) for t in started] == [(60, True)]
+    assert [(t.interval, t.daemon) for t in timers] == [(60, True)]
     # when it fires (here, in this thread and transaction), the last write is signed
-    monkeypatch.setattr(checkpoints, "connection", type("C", (), {"close": lambda self: None})())
-    monkeypatch.setattr(checkpoints, "close_old_connections", lambda: None)
-    started[0].function()
+    timers[0].function()
     assert Checkpoint.objects.first().size == checkpoints.log_size()
     assert checkpoints._timer is None
 
@@ -165,34 +172,18 @@ def test_without_keys_a_write_still_commits_and_only_warns(
     assert "generate_keys" in caplog.text
 
 
-def test_an_old_checkpoint_is_re_signed_in_the_background_when_served(
-    settings, checkpoint, monkeypatch
-):
+def test_an_old_checkpoint_is_re_signed_in_the_background_when_served(settings, checkpoint, timers):
     # given a checkpoint older than the refresh period, and writes signed by a background thread
     settings.VAULT_CHECKPOINT_INTERVAL = 2
     settings.VAULT_CHECKPOINT_REFRESH = 300
     Checkpoint.objects.update(created_at=timezone.now() - timezone.timedelta(seconds=301))
-    started = []
-
-    class Timer:
-        def __init__(self, interval, function):
-            self.interval, self.function, self.daemon = interval, function, False
-            started.append(self)
-
-        def start(self):
-            pass
-
-    monkeypatch.setattr(checkpoints.threading, "Timer", Timer)
-    monkeypatch.setattr(checkpoints, "_timer", None)
     checkpoints.clear_cache()
     # when answers are served from it
     served = checkpoints.serving()
     # then it is still the one served, and one background re-signing is scheduled at once
     assert served.pk == checkpoint.pk
-    assert [(t.interval, t.daemon) for t in started] == [(0, True)]
-    monkeypatch.setattr(checkpoints, "connection", type("C", (), {"close": lambda self: None})())
-    monkeypatch.setattr(checkpoints, "close_old_connections", lambda: None)
-    started[0].function()
+    assert [(t.interval, t.daemon) for t in timers] == [(0, True)]
+    timers[0].function()
     checkpoints.clear_cache()
     fresh = checkpoints.serving()
     assert fresh.pk != checkpoint.pk and fresh.size == checkpoint.size
