@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     lookup = commands.add_parser("lookup", help="resolve one number and verify the answer")
     lookup.add_argument("number")
     lookup.add_argument("--at", help="ISO 8601 time: where the vault routed then")
-    lookup.add_argument("--json", action="store_true", help="print the verified receipt payload")
+    lookup.add_argument("--json", action="store_true", help="print the verified answer as JSON")
     mirror = commands.add_parser("mirror", help="the local, verified mirror of the log")
     actions = mirror.add_subparsers(dest="action", required=True)
     actions.add_parser("sync", help="follow the log up to its latest checkpoint")
@@ -131,9 +131,13 @@ def _lookup(args, registry: http.Registry, out: TextIO) -> int:
     status, body = registry.lookup(args.number, args.at)
     verified = verify_lookup(args.number, args.at, status, body, trust)
     if args.state:
-        StateFile(args.state).advance(verified.checkpoint, registry.consistency_proof)
-    if args.json:
-        out.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        state = StateFile(args.state)
+        if args.at:  # proven by the checkpoint in force then: older, and must be consistent
+            state.check_older(verified.checkpoint, registry.consistency_proof)
+        else:
+            state.advance(verified.checkpoint, registry.consistency_proof)
+    if args.json:  # what was verified, never the raw body
+        out.write(json.dumps(verified.as_dict(), indent=2, ensure_ascii=False) + "\n")
         return 0
     signed = datetime.fromtimestamp(verified.checkpoint.time or 0, UTC).isoformat()
     out.write(

@@ -45,7 +45,7 @@ from directory.client.errors import (
 from directory.transparency import cosignature, merkle, note, statemap
 from directory.transparency import records as rec
 from directory.transparency.answers import PROVEN_FIELDS, answer_projection
-from registry.numbers import compact
+from registry.numbers import compact, format_display
 
 ALG = "Ed25519"
 LEEWAY = 60  # seconds of clock skew tolerated on times
@@ -204,6 +204,19 @@ class StateFile:
         (folder / "served.note").write_text(served.note)
         return folder
 
+    def check_older(self, checkpoint: note.Checkpoint, fetch_proof) -> None:
+        """An answer about a past time is proven by an older checkpoint: it must be consistent
+        with the one seen (the seen one extends it); the state does not move back."""
+        seen = self.seen()
+        if seen is None or checkpoint.size > seen["size"]:
+            self.advance(checkpoint, fetch_proof)
+            return
+        try:
+            check_consistent((seen["size"], bytes.fromhex(seen["root"])), checkpoint, fetch_proof)
+        except Inconsistent as exc:
+            folder = self._keep_evidence("inconsistent", seen, checkpoint)
+            raise Inconsistent(f"{exc.args[0]}; evidence kept in {folder}") from exc
+
     def advance(self, checkpoint: note.Checkpoint, fetch_proof) -> None:
         seen = self.seen()
         if seen is not None:
@@ -321,7 +334,7 @@ def pem_fingerprint(pem: str) -> str:
 
 @dataclass
 class VerifiedLookup:
-    """A lookup answer whose every field is proven."""
+    """A lookup answer whose every field is proven; ``as_dict`` is all a client may act on."""
 
     status: int
     number: str
@@ -332,6 +345,25 @@ class VerifiedLookup:
     vault: rec.Record | None
     provider: rec.Record | None
     receipt: dict[str, Any]
+    pems: dict[str, str] = field(default_factory=dict)  # certificate id → its checked PEM
+
+    def as_dict(self) -> dict[str, Any]:
+        """The verified answer: the proven fields (with the checked PEMs), the status, the
+        time, the checkpoint and who cosigned it; nothing the proofs do not cover."""
+        answer: dict[str, Any] = {
+            "status": self.status,
+            "number": self.number,
+            "display": format_display(self.number),
+            "at": self.at,
+            "checkpoint": {"size": self.checkpoint.size, "time": self.checkpoint.time},
+            "cosigners": self.cosigners,
+        }
+        if self.fields is not None:
+            answer.update(self.fields)
+            answer["encryption_certificates"] = [
+                {**c, "pem": self.pems.get(c["id"])} for c in self.fields["encryption_certificates"]
+            ]
+        return answer
 
 
 def _evidence(proof: dict[str, Any], name: str, key: str) -> tuple[rec.Record | None, str]:
@@ -399,9 +431,12 @@ def verify_lookup(
     if status != expected:
         raise ProofMismatch(f"HTTP {status}, but the signed state says {expected}")
     fields = rec.lookup_fields(vault, provider, at) if provider is not None else None
+    pems: dict[str, str] = {}
     if fields is not None:
-        if body.get("number") != number:
+        if body.get("number") != number or body.get("display") != format_display(number):
             raise Tampered("the answer is about another number")
+        if body.get("at") != at:
+            raise ProofMismatch("the answer's time is not the one its proof holds for")
         for name in PROVEN_FIELDS:
             if without_pem(body.get(name)) != fields[name]:
                 raise ProofMismatch(f"the answer's {name} is not what the signed records say")
@@ -411,12 +446,22 @@ def verify_lookup(
                     f"certificate {certificate['id']}: the PEM served is not the certificate "
                     "the log publishes"
                 )
+            pems[certificate["id"]] = certificate["pem"]
     if receipt.get("answer") != answer_projection(status, number, at, fields):
         raise Tampered("the answer differs from what its receipt signed")
     if not same_checkpoint(receipt.get("checkpoint"), checkpoint.note):
         raise Tampered("the receipt is bound to another checkpoint")
     return VerifiedLookup(
-        status, number, at, checkpoint, cosigners, fields, vault, provider, receipt
+        status,
+        number,
+        at,
+        checkpoint,
+        cosigners,
+        fields,
+        vault,
+        provider,
+        receipt,
+        pems,
     )
 
 
