@@ -13,9 +13,11 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -114,6 +116,62 @@ def verified_roots(previous: Checkpoint | None, size: int) -> tuple[bytes, bytes
     return log_root, map_root
 
 
+def _last_signed_here() -> dict | None:
+    path = settings.VAULT_CHECKPOINT_STATE_FILE
+    if not path or not Path(path).exists():
+        return None
+    return json.loads(Path(path).read_text())
+
+
+def _check_against_last_signed_here(size: int, log_root: bytes) -> None:
+    """The database's history must extend the last checkpoint this server signed, kept in a
+    file outside the database: deleting checkpoint rows and rewriting the log behind the
+    registry's back does not make it sign a fork."""
+    seen = _last_signed_here()
+    if seen is None or seen.get("origin") != settings.VAULT_LOG_ORIGIN:
+        return
+    seen_size, seen_root = seen["size"], bytes.fromhex(seen["root"])
+    if size < seen_size:
+        raise CheckpointRefused(
+            f"the log has {size} entries, fewer than the {seen_size} this server signed"
+        )
+    if size == seen_size:
+        if log_root != seen_root:
+            raise CheckpointRefused(f"another tree of size {size} than the one this server signed")
+        return
+    if seen_size == 0:
+        return
+    try:
+        merkle.verify_consistency(
+            seen_size, size, tree.consistency_proof(seen_size, size), seen_root, log_root
+        )
+    except (merkle.ProofError, LookupError) as exc:
+        raise CheckpointRefused(
+            f"the log of size {size} does not extend the checkpoint of size {seen_size} this "
+            f"server signed: its history was rewritten ({exc})"
+        ) from exc
+
+
+def _remember_signed_here(checkpoint: Checkpoint) -> None:
+    path = settings.VAULT_CHECKPOINT_STATE_FILE
+    if not path:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(
+        json.dumps(
+            {
+                "origin": settings.VAULT_LOG_ORIGIN,
+                "size": checkpoint.size,
+                "root": bytes(checkpoint.root_hash).hex(),
+                "note": checkpoint.note,
+            }
+        )
+    )
+    tmp.replace(path)
+
+
 @transaction.atomic
 def _sign(*, force: bool) -> Checkpoint:
     size = log_size()
@@ -130,6 +188,7 @@ def _sign(*, force: bool) -> Checkpoint:
         raise CheckpointRefused("The log is smaller than its latest checkpoint.")
     key = keys.signing_key(keys.Purpose.LOG)
     log_root, map_root = verified_roots(latest, size)
+    _check_against_last_signed_here(size, log_root)
     signed = note.sign(
         note.checkpoint_text(
             settings.VAULT_LOG_ORIGIN, size, log_root, map_root=map_root, time=int(time.time())
@@ -159,6 +218,7 @@ def publish(*, force: bool = False) -> Checkpoint:
     except CheckpointRefused as exc:
         logger.error("Checkpoint refused, the last good one stays in place: %s", exc)
         raise
+    _remember_signed_here(checkpoint)
     if settings.VAULT_WITNESSES and not checkpoint.cosigners:
         _cosign(checkpoint)
     _cache.clear()

@@ -149,6 +149,11 @@ VAULT_CHECKPOINT_INTERVAL = env_int("VAULT_CHECKPOINT_INTERVAL", 2)
 # clients refusing stale checkpoints (vault-registry --max-age) keep working: run
 # `publish_checkpoint` from a timer at least this often.
 VAULT_CHECKPOINT_REFRESH = env_int("VAULT_CHECKPOINT_REFRESH", 300)
+# The last checkpoint this server signed, kept outside the database: the next one must extend it
+# (empty: not kept).
+VAULT_CHECKPOINT_STATE_FILE = env(
+    "VAULT_CHECKPOINT_STATE_FILE", str(VAR_DIR / "last-checkpoint.json")
+)
 # Witnesses asked to cosign each checkpoint: JSON list of {"name", "vkey", "url"} objects.
 VAULT_WITNESSES = json.loads(env("VAULT_WITNESSES", "[]"))
 # Answers are proven against the latest checkpoint with at least this many cosignatures.

@@ -106,7 +106,7 @@ def signing_key_dir(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
-def _signing_keys(settings, signing_key_dir, monkeypatch):
+def _signing_keys(settings, signing_key_dir, monkeypatch, tmp_path):
     """Every test signs with throwaway keys; every write publishes a checkpoint at once.
 
     A test runs inside one transaction that never commits, so the publication a commit would
@@ -117,6 +117,7 @@ def _signing_keys(settings, signing_key_dir, monkeypatch):
 
     settings.VAULT_KEY_DIR = signing_key_dir
     settings.VAULT_CHECKPOINT_INTERVAL = 0
+    settings.VAULT_CHECKPOINT_STATE_FILE = str(tmp_path / "last-checkpoint.json")
     monkeypatch.setattr(common, "_schedule_checkpoint", checkpoints.publish_soon)
     keys.reset()
     checkpoints.clear_cache()

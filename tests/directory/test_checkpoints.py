@@ -8,6 +8,7 @@ import json
 import stat
 import time
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -188,3 +189,42 @@ def test_an_old_checkpoint_is_re_signed_in_the_background_when_served(settings, 
     fresh = checkpoints.serving()
     assert fresh.pk != checkpoint.pk and fresh.size == checkpoint.size
     assert timezone.now() - fresh.created_at < timezone.timedelta(seconds=60)
+
+
+@pytest.mark.postgresql
+def test_signed_checkpoints_are_never_deleted_and_only_gain_cosignatures(checkpoint):
+    from django.db import DatabaseError, connection, transaction
+
+    def refused(sql, params) -> bool:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        except DatabaseError as exc:
+            return "append-only" in str(exc)
+        return False
+
+    table = "directory_checkpoint"
+    assert refused(f"DELETE FROM {table} WHERE id = %s", [checkpoint.pk])
+    assert refused(f"UPDATE {table} SET size = size + 1 WHERE id = %s", [checkpoint.pk])
+    assert refused(f"UPDATE {table} SET note = %s WHERE id = %s", ["forged\n", checkpoint.pk])
+    # a cosignature line appended to the note is what the registry does: allowed
+    line = "\u2014 witness.test AAAA\n"
+    assert not refused(f"UPDATE {table} SET note = note || %s WHERE id = %s", [line, checkpoint.pk])
+
+
+def test_the_registry_never_signs_a_history_that_does_not_extend_its_last_checkpoint(
+    settings, provider, actor
+):
+    # given a checkpoint this server signed (kept in VAULT_CHECKPOINT_STATE_FILE)
+    vaults.vault_allocate(actor=actor, provider=provider)
+    signed = Checkpoint.objects.first()
+    state_file = Path(settings.VAULT_CHECKPOINT_STATE_FILE)
+    kept = json.loads(state_file.read_text())
+    assert (kept["size"], kept["root"]) == (signed.size, bytes(signed.root_hash).hex())
+    # when that file says another tree of the same size was signed (as after a rewrite)
+    kept["root"] = "00" * 32
+    state_file.write_text(json.dumps(kept))
+    # then the next publication is refused, and the last good checkpoint stays served
+    with pytest.raises(checkpoints.CheckpointRefused, match="this server signed"):
+        checkpoints.publish(force=True)
+    assert Checkpoint.objects.first().pk == signed.pk

@@ -71,6 +71,7 @@ APPEND_ONLY = {
     "directory_treenode",
     "directory_staterecord",
     "directory_mapnode",
+    "directory_checkpoint",
 }
 
 
@@ -643,7 +644,7 @@ def test_a_map_forged_in_place_under_the_signed_checkpoint_is_refused_and_never_
 
 
 def test_a_history_rewritten_after_every_checkpoint_was_deleted_is_refused_by_who_saw_it(
-    client_cli, provider, other_provider, actor
+    client_cli, provider, other_provider, actor, settings
 ):
     # given a client (--state) and a mirror that saw the signed log
     allocated = vaults.vault_allocate_many(actor=actor, provider=provider, count=20)
@@ -652,7 +653,7 @@ def test_a_history_rewritten_after_every_checkpoint_was_deleted_is_refused_by_wh
     assert client_cli("mirror", "sync")[0] == 0
     signed = checkpoints.serving()
     # when an insider rewrites an entry, recomputes the tree and the map from the rewritten log,
-    # and deletes every checkpoint row (the table has no append-only trigger)
+    # and deletes every checkpoint row (past the table's append-only trigger)
     rewrite_entry(victim.last_log_index, str(other_provider.pk))
     sql("directory_treenode", "DELETE FROM directory_treenode", [])
     tree.extend(0, leaf_hashes())
@@ -660,7 +661,12 @@ def test_a_history_rewritten_after_every_checkpoint_was_deleted_is_refused_by_wh
         sql(table, f"DELETE FROM {table}", [])
     sql("directory_checkpoint", "DELETE FROM directory_checkpoint", [])
     call_command("rebuild_state_map", stdout=StringIO())
-    # and the registry, with no signed history left in its database, signs the rewritten one
+    # then the registry refuses to sign it: it does not extend the last checkpoint this server
+    # signed, kept outside the database
+    with pytest.raises(checkpoints.CheckpointRefused, match="this server signed"):
+        checkpoints.publish()
+    # and when the insider also deletes that file, the registry signs the rewritten history
+    Path(settings.VAULT_CHECKPOINT_STATE_FILE).unlink()
     forged = checkpoints.publish()
     forget_caches()
     assert forged.size == signed.size and bytes(forged.root_hash) != bytes(signed.root_hash)
