@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from directory.client import http
-from directory.client.errors import Inconsistent, ProofMismatch, Tampered
+from directory.client.errors import Inconsistent, ProofMismatch, RolledBack, Tampered
 from directory.client.verify import Trust, check_consistent, check_trusted, verify_records
 from directory.transparency import merkle, statemap, tiles
 from directory.transparency import records as rec
@@ -99,9 +99,26 @@ class Mirror:
         """Mirror up to the registry's latest checkpoint; returns (old size, new size)."""
         checkpoint, _cosigners = check_trusted(registry.checkpoint(), trust, now=time.time())
         latest = self.latest()
+        try:
+            return self._follow(registry, checkpoint, latest, progress)
+        except Inconsistent as exc:
+            if latest is None:
+                raise
+            folder = self._keep_evidence(latest[2], checkpoint.note, type(exc).__name__.lower())
+            raise type(exc)(f"{exc.args[0]}; evidence kept in {folder}") from exc
+
+    def _keep_evidence(self, seen: str, served: str, reason: str) -> Path:
+        """Both signed notes of a conflict, next to the mirror: together they prove it."""
+        folder = self.path.with_name(self.path.name + ".evidence") / f"{int(time.time())}-{reason}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "seen.note").write_text(seen)
+        (folder / "served.note").write_text(served)
+        return folder
+
+    def _follow(self, registry, checkpoint, latest, progress) -> tuple[int, int]:
         old_size = latest[0] if latest else 0
         if latest is not None and checkpoint.size < old_size:
-            raise Inconsistent(
+            raise RolledBack(
                 f"the registry serves a checkpoint of size {checkpoint.size}, smaller than the "
                 f"{old_size} entries already mirrored: the log was truncated or rolled back"
             )
@@ -285,28 +302,44 @@ class Mirror:
             )
         return [(index, json.loads(body)) for index, body in rows]
 
+    def watched_keys(self, key: str) -> list[str]:
+        """``key``, and for a provider every vault the log says it hosts or hosted."""
+        if not key.startswith(f"{rec.PROVIDER}:"):
+            return [key]
+        provider = key.partition(":")[2]
+        rows = self.db.execute(
+            "SELECT DISTINCT t.key FROM touches p JOIN touches t ON t.idx = p.idx "
+            "WHERE p.key = ? AND t.key LIKE 'vault:%' ORDER BY t.key",
+            (rec.provider_key(provider),),
+        ).fetchall()
+        return [key, *(vault for (vault,) in rows)]
+
     def contradictions(self, key: str, fetch_state) -> list[str]:
-        """What the registry answers online for ``key`` at the mirror's checkpoint, compared
-        with the mirror's own replay: a list of alerts (empty when they agree)."""
+        """What the registry answers online for ``key`` (and a provider's vaults) at the
+        mirror's checkpoint, compared with the mirror's own replay: a list of alerts (empty
+        when they agree)."""
         latest = self.latest()
         if latest is None:
             return []
         row = self.db.execute(
             "SELECT map_root FROM checkpoints WHERE size = ?", (latest[0],)
         ).fetchone()
-        online = fetch_state(latest[0], [key])
+        keys = self.watched_keys(key)
+        online = fetch_state(latest[0], keys)
         records = online.get("records") or {}
-        record = records.get(key)
         alerts = []
         try:
-            verify_records(bytes(row[0]), online.get("proof", ""), records | {key: record})
+            verify_records(
+                bytes(row[0]), online.get("proof", ""), records | {k: records.get(k) for k in keys}
+            )
         except ProofMismatch as exc:
             alerts.append(f"the registry's online proof of {key} does not verify: {exc}")
-        if record != self.record(key):
-            alerts.append(
-                f"the registry answers online a record of {key} that its log does not give "
-                f"at checkpoint {latest[0]}"
-            )
+        for watched in keys:
+            if records.get(watched) != self.record(watched):
+                alerts.append(
+                    f"the registry answers online a record of {watched} that its log does not "
+                    f"give at checkpoint {latest[0]}"
+                )
         return alerts
 
 

@@ -14,6 +14,7 @@ import http.client
 import json
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,7 +203,7 @@ def verify_plan(
     at = plan.get("at")
     if not isinstance(at, str) or abs((epoch(at) or 0) - now) > LEEWAY:
         raise PlanMismatch("the plan does not hold for now")
-    expected = _expected_placements(request, trust.keys.allocators, trust.keys.country)
+    expected, counts = _expected_placements(request, trust.keys.allocators, trust.keys.country)
     placed: dict[str, Any] = {}
     for group in plan.get("groups", []):
         for number in group.get("numbers", []):
@@ -226,6 +227,7 @@ def verify_plan(
             continue
         if not isinstance(where, dict) or where.get("provider", {}).get("id") != provider["id"]:
             raise PlanMismatch(f"{number}: the signed state routes it to provider {provider['id']}")
+    _check_counts(plan, counts)
     for number, reason in expected.items():
         if reason is not None and placed[number] != reason:
             raise PlanMismatch(f"{number!r}: refused as {reason}, the plan says {placed[number]}")
@@ -243,10 +245,12 @@ def verify_plan(
     return VerifiedPlan(payload, checkpoint, cosigners, len(expected))
 
 
-def _expected_placements(request: bytes, allocators, country) -> dict[str, str | None]:
+def _expected_placements(
+    request: bytes, allocators, country
+) -> tuple[dict[str, str | None], Counter[str]]:
     """Each distinct entry of the request: None for a well-formed number (its normal form),
     or ``invalid:<code>`` as the registry's own parser refuses it (with the allocator codes
-    and the country pinned with the registry's keys)."""
+    and the country pinned with the registry's keys); and how many times each was asked."""
     text = request.decode("utf-8-sig")
     if text.lstrip().startswith("["):
         items = json.loads(text)
@@ -254,12 +258,39 @@ def _expected_placements(request: bytes, allocators, country) -> dict[str, str |
         items = [line.strip().strip(",").strip('"') for line in text.split("\n")]
         items = [item for item in items if item]
     expected: dict[str, str | None] = {}
+    counts: Counter[str] = Counter()
     for raw in items:
         try:
-            expected[numbers.parse(raw, allocators, country).value] = None
+            number = numbers.parse(raw, allocators, country).value
+            expected[number] = None
         except numbers.InvalidNumber as exc:
+            number = raw
             expected[raw] = f"{rec.Reason.INVALID}:{exc.code}"
-    return expected
+        counts[number] += 1
+    return expected, counts
+
+
+def _check_counts(plan: dict[str, Any], counts: Counter[str]) -> None:
+    """The summary, each group's count and the duplicates say what the placements say."""
+    groups, unroutable = plan.get("groups", []), plan.get("unroutable", [])
+    for group in groups:
+        if group.get("count") != len(group.get("numbers", [])):
+            raise PlanMismatch("a group's count is not the number of its numbers")
+    routable = sum(len(group.get("numbers", [])) for group in groups)
+    summary = {
+        "asked": sum(counts.values()),
+        "distinct": len(counts),
+        "duplicated": sum(1 for c in counts.values() if c > 1),
+        "routable": routable,
+        "unroutable": len(counts) - routable,
+        "unroutable_by_reason": dict(sorted(Counter(i["reason"] for i in unroutable).items())),
+        "providers": len(groups),
+    }
+    if plan.get("summary") != summary:
+        raise PlanMismatch("the plan's summary is not what its placements say")
+    duplicates = sorted((n, c) for n, c in counts.items() if c > 1)
+    if sorted((d.get("number"), d.get("count")) for d in plan.get("duplicates", [])) != duplicates:
+        raise PlanMismatch("the plan's duplicates are not the numbers asked several times")
 
 
 def _proven_state(checkpoint, valid: list[str], fetch_state: StateFetcher):

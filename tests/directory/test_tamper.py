@@ -271,9 +271,10 @@ def test_a_certificate_pem_swapped_in_its_table_is_refused(
 def test_a_vault_repointed_in_its_table_is_not_answered_and_in_the_state_is_refused(
     client_cli, provider, other_provider, actor
 ):
-    # given a vault at a provider, followed by its holder's monitor
+    # given a vault at a provider, followed by its holder's monitor and its provider's
     vault = vaults.vault_allocate(actor=actor, provider=provider)
     assert client_cli("monitor", "--vault", vault.number)[0] == 0
+    assert client_cli("monitor", "--provider", str(provider.pk))[0] == 0
     # when its row in registry_vault is re-pointed to another provider
     sql(
         "registry_vault",
@@ -299,8 +300,12 @@ def test_a_vault_repointed_in_its_table_is_not_answered_and_in_the_state_is_refu
     code, plan, err = client_cli.plan([vault.number])
     assert code in (PlanMismatch.exit_code, ProofMismatch.exit_code), err
     assert plan is None
-    # and the holder's monitor raises the alarm
+    # and the holder's monitor raises the alarm, and so does its provider's (it checks every
+    # vault the log says it hosts)
     code, _out, err = client_cli("monitor", "--vault", vault.number)
+    assert code == ProofMismatch.exit_code
+    assert "ALERT" in err and key in err
+    code, _out, err = client_cli("monitor", "--provider", str(provider.pk))
     assert code == ProofMismatch.exit_code
     assert "ALERT" in err and key in err
 
@@ -712,10 +717,13 @@ def test_a_rollback_to_an_older_checkpoint_is_refused_and_both_notes_are_kept(
     assert str(folders[0]) in err
     # and still holds the newer one
     assert json.loads(client_cli.state.read_text())["size"] == newer.size
-    # and the mirror refuses to go back
+    # and the mirror refuses to go back, keeping both notes too
     code, _out, err = client_cli("mirror", "sync")
-    assert code == Inconsistent.exit_code, err
+    assert code == RolledBack.exit_code, err
     assert "rolled back" in err and mirror_size(client_cli.mirror) == newer.size
+    (kept,) = Path(f"{client_cli.mirror}.evidence").iterdir()
+    assert (kept / "seen.note").read_text() == newer.note
+    assert (kept / "served.note").read_text() == older.note
 
 
 def test_a_stale_checkpoint_is_refused_until_the_registry_signs_again(
@@ -1036,10 +1044,16 @@ def _forge_plan(plan: dict, how: str, w) -> dict:
         mine["numbers"] = sorted([*mine["numbers"], w.held])
     for group in plan["groups"]:
         group["count"] = len(group["numbers"])
+    if how == "summary":  # the summary inflated (the numbers themselves untouched)
+        plan["summary"]["routable"] += 1000
+    elif how == "count":  # a group's count inflated
+        mine["count"] += 10
+    elif how == "duplicates":  # duplicates invented
+        plan["duplicates"] = [{"number": w.mine[0], "count": 3}]
     return plan
 
 
-PLAN_FORGERIES = ["moved", "reason", "dropped", "held_delivered"]
+PLAN_FORGERIES = ["moved", "reason", "dropped", "held_delivered", "summary", "count", "duplicates"]
 
 
 @pytest.mark.parametrize("how", PLAN_FORGERIES)
@@ -1068,6 +1082,9 @@ PLACEMENT_REFUSALS = {
     "reason": "the signed state says hold, the plan closed",
     "dropped": "does not answer each number asked exactly once",
     "held_delivered": "the signed state says hold",
+    "summary": "the plan's summary is not what its placements say",
+    "count": "a group's count is not the number of its numbers",
+    "duplicates": "the plan's duplicates are not the numbers asked several times",
 }
 
 
