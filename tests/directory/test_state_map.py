@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from io import StringIO
 
@@ -139,3 +140,27 @@ def test_a_state_proof_request_of_200000_keys_is_answered_not_refused(checkpoint
     assert response.status_code == 200, response.content[:200]
     answer = response.json()
     assert len(answer["records"]) == 200_000 and set(answer["records"].values()) == {None}
+
+
+def test_the_migration_forward_appends_snapshots_and_rewrites_no_entry(provider, actor):
+    # given a registry whose state map is empty, as before the state map existed
+    vaults.vault_allocate_many(actor=actor, provider=provider, count=5)
+    for table in ("directory_staterecord", "directory_mapnode"):
+        execute_without_trigger(table, f"{table}_append_only", f"DELETE FROM {table}", [])
+    before = list(LogEntry.objects.order_by("sequence").values_list("sequence", "body"))
+    # when the data migration runs
+    from django.apps import apps
+
+    migration = importlib.import_module("directory.migrations.0003_state_map")
+    migration.snapshot(apps, None)
+    # then no entry was rewritten, and one snapshot entry per live provider and vault follows
+    after = list(LogEntry.objects.order_by("sequence").values_list("sequence", "body"))
+    assert [(s, bytes(b)) for s, b in after[: len(before)]] == [(s, bytes(b)) for s, b in before]
+    added = [json.loads(bytes(b)) for _s, b in after[len(before) :]]
+    assert {e["kind"] for e in added} == {"state.snapshot"}
+    keys = {rec.key_of(r) for e in added for r in e["records"]}
+    assert keys == {rec.provider_key(str(provider.pk))} | {
+        rec.vault_key(v) for v in provider.vaults.values_list("number", flat=True)
+    }
+    # and the map holds them, as replaying the log gives them
+    assert state.decoded_at(sorted(keys)) == {k: replayed()[k] for k in keys}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import random
+from datetime import timedelta
 
 import pytest
 from django.utils import timezone
@@ -10,6 +12,7 @@ from django.utils import timezone
 from directory import tree
 from directory.models import TreeNode, VaultLogRef
 from directory.transparency import merkle
+from registry.models import LogEntry
 from registry.services.common import append_log_many
 from tests.directory.helpers import append_entries, execute_without_trigger, leaf_hashes
 
@@ -124,3 +127,16 @@ def test_the_client_package_imports_no_django():
         "assert not [m for m in sys.modules if m.split('.')[0] in ('django', 'rest_framework')]"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_entry_times_never_go_back_along_the_sequence():
+    # given an entry appended at some time
+    now = timezone.now()
+    append_log_many([("t", {"n": 0})], at=now)
+    # when a writer that read the clock earlier appends after it (as under concurrent writes)
+    append_log_many([("t", {"n": 1}), ("t", {"n": 2})], at=now - timedelta(seconds=1))
+    # then its entries take the later time: times are monotonic along the sequence
+    times = list(LogEntry.objects.order_by("sequence").values_list("created_at", flat=True))
+    assert times == sorted(times) and times[-1] == now
+    bodies = [json.loads(bytes(b)) for b in LogEntry.objects.values_list("body", flat=True)]
+    assert [b["at"] for b in bodies] == [bodies[0]["at"]] * 3
