@@ -113,8 +113,10 @@ def _signing_keys(settings, signing_key_dir, monkeypatch):
     trigger (``transaction.on_commit``) is done when the append ends instead.
     """
     from directory import checkpoints, keys, proven, receipts
+    from directory.federation import members
     from registry.services import common
 
+    members.clear_cache()
     settings.VAULT_KEY_DIR = signing_key_dir
     settings.VAULT_CHECKPOINT_INTERVAL = 0
     monkeypatch.setattr(common, "_schedule_checkpoint", checkpoints.publish_soon)
@@ -127,6 +129,7 @@ def _signing_keys(settings, signing_key_dir, monkeypatch):
     checkpoints.clear_cache()
     receipts.clear_cache()
     proven.clear_cache()
+    members.clear_cache()
 
 
 @pytest.fixture
