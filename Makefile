@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 RUN_ENV := SECRET_KEY_FILE=var/secret_key
 
-.PHONY: install run test format openapi clean bench
+.PHONY: install run test format openapi clean bench federation
 SIZE ?= 1m
 
 $(STAMP): pyproject.toml
@@ -49,6 +49,11 @@ openapi: install
 ## make bench [SIZE=10m]: routing plans and lookups on PostgreSQL against their ceilings.
 bench: install
 	$(BIN)/python benchmarks/run_bench.py --size $(SIZE)
+
+## make federation: three registries on ports 8001-8003 (own SQLite databases and keys under
+## var/federation/), a signed bootstrap, a demo in each; prints a token and curl commands.
+federation: install
+	$(BIN)/python deploy/federation.py --dir var/federation --base-port 8001
 
 clean:
 	rm -rf $(VENV) var/static

@@ -219,18 +219,21 @@ def publish(*, force: bool = False) -> Checkpoint:
         logger.error("Checkpoint refused, the last good one stays in place: %s", exc)
         raise
     _remember_signed_here(checkpoint)
-    if settings.VAULT_WITNESSES and not checkpoint.cosigners:
+    if not checkpoint.cosigners:
         _cosign(checkpoint)
     _cache.clear()
     return checkpoint
 
 
 def _cosign(checkpoint: Checkpoint) -> None:
+    """Ask the witnesses (``VAULT_WITNESSES``, or in a federation the peers') to cosign."""
     from directory import witnessing
+    from directory.federation import members
 
-    lines = witnessing.request_cosignatures(
-        checkpoint.note, tree.consistency_proof, settings.VAULT_WITNESSES
-    )
+    witnesses = members.witnesses()
+    if not witnesses:
+        return
+    lines = witnessing.request_cosignatures(checkpoint.note, tree.consistency_proof, witnesses)
     if lines:
         names = sorted({line.split(" ")[1] for line in lines})
         checkpoint.note = checkpoint.note + "".join(

@@ -1,4 +1,5 @@
-"""The registry's Ed25519 signing keys: the log key (checkpoints) and the receipt key (answers).
+"""The registry's Ed25519 signing keys: the log key (checkpoints), the receipt key (answers) and
+the peer key (its requests to other registries of the federation).
 
 Private keys are PKCS#8 PEM files (mode 0600) in ``settings.VAULT_KEY_DIR``, never in the database,
 the repository, a response or a log line. Next to them, ``public.json`` lists every public key the
@@ -34,6 +35,7 @@ class Purpose(StrEnum):
 
     LOG = "log"
     RECEIPT = "receipt"
+    PEER = "peer"  # RFC 9421 signatures of registry-to-registry requests (federation)
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,11 +70,14 @@ def clear_cache() -> None:
 
 
 def _asked(request, number: str) -> dict[str, Any]:
-    issuer = getattr(getattr(request, "user", None), "issuer", None)
+    user = getattr(request, "user", None)
+    issuer = getattr(user, "issuer", None)
+    # A member registry asking for one of its issuers: "<registry>/<issuer id>".
+    attribution = getattr(user, "attribution", None)
     return {
         "number": number,
         "at": history.at_parameter(request),
-        "issuer": str(issuer.pk) if issuer is not None else None,
+        "issuer": attribution or (str(issuer.pk) if issuer is not None else None),
     }
 
 

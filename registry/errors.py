@@ -94,6 +94,19 @@ class ErrorCode(StrEnum):
     INVALID_STATE_KEY = "invalid_state_key"
     NOT_A_CHECKPOINT_SIZE = "not_a_checkpoint_size"
     INVALID_TIME = "invalid_time"
+    # Federation (directory.federation): the bootstrap, forwarding, registry-to-registry calls
+    UNKNOWN_ALLOCATOR = "unknown_allocator"
+    REFERRED = "referred"
+    REGISTRY_UNAVAILABLE = "registry_unavailable"
+    REGISTRY_TIMEOUT = "registry_timeout"
+    NO_FEDERATION = "no_federation"
+    FEDERATION_DOCUMENT_REFUSED = "federation_document_refused"
+    UNSIGNED_REQUEST = "unsigned_request"
+    INVALID_REQUEST_SIGNATURE = "invalid_request_signature"
+    STALE_REQUEST = "stale_request"
+    REPLAYED_REQUEST = "replayed_request"
+    NOT_A_FEDERATION_MEMBER = "not_a_federation_member"
+    NOT_A_MEMBER_OF_HOME_REGISTRY = "not_a_member_of_home_registry"
 
 
 class DomainError(Exception):
@@ -109,8 +122,10 @@ class DomainError(Exception):
         *,
         status: int | None = None,
         extra: dict[str, Any] | None = None,
+        retry_after: int | None = None,
     ):
         super().__init__(detail)
+        self.retry_after = retry_after
         self.code = str(code)
         self.detail = detail
         if status is not None:
@@ -138,6 +153,13 @@ class NotFound(DomainError):
 class Gone(DomainError):
     status = 410
     title = "Gone"
+
+
+class Unauthorized(DomainError):
+    """The caller did not prove who it is (a registry-to-registry request's signature)."""
+
+    status = 401
+    title = "Unauthorized"
 
 
 class Conflict(DomainError):

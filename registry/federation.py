@@ -1,4 +1,8 @@
-"""The federation's view of vault numbers: the parser with this registry's known allocators."""
+"""The federation's view of vault numbers: the parser with the federation's known allocators.
+
+Once a federation document is installed (``directory.federation``), the allocators known are
+every member's; before that, ``VAULT_ALLOCATOR`` and ``VAULT_OTHER_ALLOCATORS``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,11 @@ from registry import numbers
 
 
 def known_allocators() -> frozenset[str]:
+    from directory.federation import members
+
+    document = members.current()
+    if document is not None:
+        return document.allocators()
     return frozenset([settings.VAULT_ALLOCATOR, *settings.VAULT_OTHER_ALLOCATORS])
 
 

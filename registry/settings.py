@@ -162,6 +162,14 @@ VAULT_WITNESS_QUORUM = env_int("VAULT_WITNESS_QUORUM", 0)
 VAULT_WITNESS_TIMEOUT = env_int("VAULT_WITNESS_TIMEOUT", 5)
 # Lifetime of a signed receipt, in seconds.
 VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
+# Federation (README "Federation"): the federation keys pinned (note verifier keys, separated by
+# spaces or commas); documents signed by none of them are refused.
+VAULT_FEDERATION_KEYS = env("VAULT_FEDERATION_KEYS", "").replace(",", " ").split()
+# Seconds a forwarded lookup, and a peer's share of a plan, may take before 504 / unavailable.
+VAULT_FEDERATION_TIMEOUT = env_int("VAULT_FEDERATION_TIMEOUT", 10)
+VAULT_FEDERATION_PLAN_TIMEOUT = env_int("VAULT_FEDERATION_PLAN_TIMEOUT", 60)
+# Retry-After (seconds) of a 502/504 when a member registry is down or slow.
+VAULT_FEDERATION_RETRY_AFTER = env_int("VAULT_FEDERATION_RETRY_AFTER", 30)
 
 # --- Operations ---------------------------------------------------------------------------------
 # Retry-After (seconds) of /readyz's 503.
@@ -183,6 +191,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "registry",
     "directory",
+    "directory.federation",
 ]
 
 MIDDLEWARE = [

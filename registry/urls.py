@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from directory.api.log import WellKnownApi
+from directory.federation.views import WellKnownFederationApi
 from registry import health
 from registry.admin import admin_site
 from registry.api import handlers
@@ -17,6 +18,11 @@ urlpatterns = [
     path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path(".well-known/vault-registry", WellKnownApi.as_view(), name="well-known"),
+    path(
+        ".well-known/vault-federation",
+        WellKnownFederationApi.as_view(),
+        name="well-known-federation",
+    ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin_site.urls),

@@ -113,8 +113,10 @@ def _signing_keys(settings, signing_key_dir, monkeypatch, tmp_path):
     trigger (``transaction.on_commit``) is done when the append ends instead.
     """
     from directory import checkpoints, keys, proven, receipts
+    from directory.federation import members
     from registry.services import common
 
+    members.clear_cache()
     settings.VAULT_KEY_DIR = signing_key_dir
     settings.VAULT_CHECKPOINT_INTERVAL = 0
     settings.VAULT_CHECKPOINT_STATE_FILE = str(tmp_path / "last-checkpoint.json")
@@ -128,6 +130,7 @@ def _signing_keys(settings, signing_key_dir, monkeypatch, tmp_path):
     checkpoints.clear_cache()
     receipts.clear_cache()
     proven.clear_cache()
+    members.clear_cache()
 
 
 @pytest.fixture

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
+import orjson
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.authentication import BaseAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from directory.api.rendering import NDJSONRenderer, json_response
+from directory.api.views import PeerPrincipal
+from directory.federation import members, signatures
+from directory.federation import plans as federated
 from directory.models import Checkpoint, RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
-from registry.api.auth import LookupScope
+from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
 
@@ -50,6 +58,25 @@ class RoutingPlanRecordSerializer(serializers.ModelSerializer):
         ]
 
 
+class PeerSignatureAuthentication(BaseAuthentication):
+    """A member registry's RFC 9421 signature (no bearer token): its share of a plan."""
+
+    def authenticate(self, request):
+        meta = request.META
+        if "HTTP_AUTHORIZATION" in meta or not (
+            "HTTP_SIGNATURE_INPUT" in meta or "HTTP_VAULT_FEDERATION_ISSUER" in meta
+        ):
+            return None
+        return PeerPrincipal(signatures.verify_request(request._request)), None
+
+
+class LookupOrPeer(LookupScope):
+    """An issuer's lookup token (refused as LookupScope refuses), or a member registry."""
+
+    def has_permission(self, request, view) -> bool:
+        return isinstance(request.user, PeerPrincipal) or super().has_permission(request, view)
+
+
 def _purpose(request) -> str:
     purpose = request.query_params.get("purpose", "")
     if not purpose:
@@ -59,6 +86,8 @@ def _purpose(request) -> str:
             ErrorCode.VALIDATION_ERROR,
             f"Unknown purpose; known: {', '.join(Purpose.values)}.",
         )
+    if isinstance(request.user, PeerPrincipal):  # the asking registry checked its issuer
+        return purpose
     if purpose not in request.user.issuer.purposes:
         raise Forbidden(
             ErrorCode.PURPOSE_NOT_ALLOWED,
@@ -68,9 +97,11 @@ def _purpose(request) -> str:
 
 
 class RoutingPlanCreateApi(APIView):
-    """Resolve up to 100,000 vault numbers in one call, grouped by provider."""
+    """Resolve up to 100,000 vault numbers in one call, grouped by provider; in a federation,
+    each home registry resolves its own numbers (one part per registry)."""
 
-    permission_classes = [LookupScope]
+    authentication_classes = [PeerSignatureAuthentication, BearerTokenAuthentication]
+    permission_classes = [LookupOrPeer]
     renderer_classes = [JSONRenderer, NDJSONRenderer]
     max_body_setting = "VAULT_PLAN_MAX_BODY"
     parser_classes: list = []  # the body is read once, as bytes, by read_numbers
@@ -100,7 +131,26 @@ class RoutingPlanCreateApi(APIView):
         purpose = _purpose(request)
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
+        peer = isinstance(request.user, PeerPrincipal)
+        document = None if peer else members.current()
+        if document is not None:
+            local, shares = federated.split(asked, document)
+            if shares:
+                return self.federated(request, purpose, body, local, shares, document)
         plan = build_plan(asked)
+        if peer:  # a member's share: answered and signed, recorded by the asking registry
+            answer = plan.as_json()
+            receipt = receipt_for_plan(
+                hashlib.sha256(body).hexdigest(),
+                hashlib.sha256(answer).hexdigest(),
+                plan.summary,
+                plan.checkpoint,
+            )
+            return HttpResponse(
+                answer,
+                content_type="application/json",
+                headers={"Vault-Registry-Receipt": receipt},
+            )
         ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
         chunks = list(plan.as_ndjson()) if ndjson else [plan.as_json()]
         answer = b"".join(chunks)
@@ -125,6 +175,46 @@ class RoutingPlanCreateApi(APIView):
         # The answer was hashed and recorded before its first byte leaves: what is streamed is
         # exactly what the record proves.
         return StreamingHttpResponse(iter(chunks), content_type=NDJSON, headers=headers)
+
+    def federated(self, request, purpose, body, local, shares, document):
+        """The plan split by home registry: peers asked in parallel while the local share is
+        resolved; one part per registry, each with its own receipt; then one receipt over the
+        request and the merged answer."""
+        issuer = str(request.user.issuer.pk)
+        peers: list = []
+        asking = threading.Thread(
+            target=lambda: peers.extend(federated.fan_out(shares, document, issuer, purpose)),
+            name="plan-fan-out",
+            daemon=True,
+        )
+        asking.start()
+        me = members.self_member(document)
+        local_part = federated.Part(me.name, me.url, orjson.dumps(local), count=len(local))
+        checkpoint = None
+        if local:
+            plan = build_plan(local)
+            checkpoint = plan.checkpoint
+            local_part.answer = plan.as_json()
+            local_part.receipt = receipt_for_plan(
+                hashlib.sha256(local_part.request).hexdigest(),
+                hashlib.sha256(local_part.answer).hexdigest(),
+                plan.summary,
+                plan.checkpoint,
+            )
+        asking.join()
+        header = {"checkpoint": checkpoint.note if checkpoint else None}
+        answer = federated.merged(header, local_part, peers)
+        summary = orjson.loads(answer)["summary"]
+        headers = {
+            "Vault-Registry-Answer-SHA256": hashlib.sha256(answer).hexdigest(),
+            "Vault-Registry-Receipt": receipt_for_plan(
+                hashlib.sha256(body).hexdigest(),
+                hashlib.sha256(answer).hexdigest(),
+                summary,
+                checkpoint,
+            ),
+        }
+        return HttpResponse(answer, content_type="application/json", headers=headers)
 
 
 class RoutingPlanDetailApi(APIView):

@@ -9,10 +9,41 @@ from rest_framework.views import APIView
 from directory import history, proven, receipts
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
+from directory.federation import forwarding, members, signatures
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
 from registry.federation import parse_number
 from registry.numbers import format_display
+
+
+class PeerPrincipal:
+    """Another member registry asking on behalf of one of its issuers (a signed request)."""
+
+    is_authenticated = True
+    is_anonymous = False
+    issuer = None
+    provider = None
+
+    def __init__(self, peer: signatures.PeerRequest):
+        self.peer = peer
+        self.attribution = peer.attribution
+
+
+def authenticate_lookup(request, view) -> None:
+    """An issuer's bearer token with the lookup scope, or a member registry's signature (a
+    request carrying ``Signature-Input`` or ``Vault-Federation-Issuer``, and no token)."""
+    meta = request.META
+    peer = "HTTP_SIGNATURE_INPUT" in meta or "HTTP_VAULT_FEDERATION_ISSUER" in meta
+    if peer and "HTTP_AUTHORIZATION" not in meta:
+        request.user = PeerPrincipal(signatures.verify_request(request))
+        return
+    authenticated = BearerTokenAuthentication().authenticate(request)
+    if authenticated is None:
+        raise exceptions.NotAuthenticated()
+    request.user = authenticated[0]
+    scope = LookupScope()
+    if not scope.has_permission(request, view):
+        raise exceptions.PermissionDenied(scope.message, code=scope.code)
 
 
 class VaultLookupApi(APIView):
@@ -27,13 +58,7 @@ class VaultLookupApi(APIView):
         try:
             if request.method != "GET":
                 raise exceptions.MethodNotAllowed(request.method)
-            authenticated = BearerTokenAuthentication().authenticate(request)
-            if authenticated is None:
-                raise exceptions.NotAuthenticated()
-            request.user = authenticated[0]
-            scope = LookupScope()
-            if not scope.has_permission(request, self):
-                raise exceptions.PermissionDenied(scope.message, code=scope.code)
+            authenticate_lookup(request, self)
             return self.get(request, number)
         except Exception as exc:  # every failure becomes problem+json
             return problem_from_exception(exc, request)
@@ -51,18 +76,29 @@ class VaultLookupApi(APIView):
                 str,
                 description="ISO 8601 time with offset: answer where the vault routed then",
             ),
+            OpenApiParameter(
+                "forward",
+                bool,
+                description="false: a number of another member is answered with a referral "
+                "(421 referred) instead of its home registry's answer",
+            ),
         ],
         responses={
             200: VaultRoutingSerializer,
             400: OpenApiResponse(description="Malformed number (code says why)"),
             404: OpenApiResponse(description="No vault has this number (with a proof of absence)"),
             410: OpenApiResponse(description="The vault is closed (with its proven record)"),
+            421: OpenApiResponse(description="referred: ?forward=false, the home registry's URL"),
+            502: OpenApiResponse(description="The home registry is down (registry_unavailable)"),
             503: OpenApiResponse(description="No checkpoint signed yet (no_checkpoint)"),
+            504: OpenApiResponse(description="The home registry is too slow (registry_timeout)"),
         },
     )
     @receipts.signed_lookup  # every answer, refusals included, carries a signed receipt
     def get(self, request, number):
         parsed = parse_number(number)
+        if not members.is_local(parsed.allocator):
+            return self.foreign(request, number, parsed.allocator)
         at = history.parse_at(history.at_parameter(request))
         result = proven.lookup(parsed.value, at)
         receipt = receipts.lookup_receipt(request, number, result)
@@ -78,3 +114,16 @@ class VaultLookupApi(APIView):
             "receipt": receipt,
         }
         return json_response(body)
+
+    def foreign(self, request, number: str, allocator: str):
+        """A number of another member: its home registry's answer, untouched, or a referral
+        (always to a member registry asking: a question is never forwarded twice)."""
+        home = members.home_of(allocator)
+        if isinstance(request.user, PeerPrincipal) or request.GET.get("forward", "").lower() in {
+            "false",
+            "0",
+            "no",
+        }:
+            raise forwarding.referral(home, number)
+        issuer = str(request.user.issuer.pk)
+        return forwarding.forward_lookup(home, number, history.at_parameter(request), issuer)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from directory.client import http, plans
+from directory.client import federation, http, plans
 from directory.client.errors import ClientError, ProofMismatch
 from directory.client.mirror import Mirror, read_numbers, watched_key
 from directory.client.verify import (
@@ -39,6 +39,13 @@ def _parser() -> argparse.ArgumentParser:
         "--keys",
         default=env("VAULT_REGISTRY_KEYS", ""),
         help="pinned public keys: a saved copy of /.well-known/vault-registry",
+    )
+    parser.add_argument(
+        "--federation-key",
+        action="append",
+        default=[k for k in env("VAULT_REGISTRY_FEDERATION_KEYS", "").split() if k],
+        help="the federation's key (note verifier key), repeated: each registry's keys are "
+        "then learnt from the signed federation document instead of --keys",
     )
     parser.add_argument(
         "--mirror", default=env("VAULT_REGISTRY_MIRROR", "vault-registry-mirror.sqlite3")
@@ -98,12 +105,12 @@ def _keys(args) -> PinnedKeys:
     return PinnedKeys.from_file(args.keys)
 
 
-def _trust(args) -> Trust:
+def _trust(args, keys: PinnedKeys | None = None) -> Trust:
     witnesses = None
     if args.witness:
         quorum = args.quorum or len(args.witness)
         witnesses = WitnessPolicy.from_vkeys(args.witness, quorum)
-    return Trust(_keys(args), witnesses, args.max_age)
+    return Trust(keys or _keys(args), witnesses, args.max_age)
 
 
 def _witness_line(cosigners: list[str], trust: Trust) -> str:
@@ -127,10 +134,22 @@ class ProgressBar:
 
 
 def _lookup(args, registry: http.Registry, out: TextIO) -> int:
-    trust = _trust(args)
+    home = None
+    if args.federation_key:  # the keys of the number's home registry, from the federation
+        document = federation.fetch_document(registry, args.federation_key)
+        home, keys = federation.home_keys(document, args.number)
+        trust = _trust(args, keys)
+        if trust.witnesses is None:  # the federation's quorum of the other members' witnesses
+            trust.witnesses = federation.witness_policy(document, home)
+    else:
+        trust = _trust(args)
     status, body = registry.lookup(args.number, args.at)
     verified = verify_lookup(args.number, args.at, status, body, trust)
-    if args.state:
+    if home is not None:
+        out.write(f"answered by {home.name} ({home.url}), its home registry\n")
+    if args.state and (home is None or home.url == registry.base_url):
+        # The state file follows the log of the registry asked; another registry's
+        # checkpoints are not kept there (its proofs would come from the wrong log).
         state = StateFile(args.state)
         if args.at:  # proven by the checkpoint in force then: older, and must be consistent
             state.check_older(verified.checkpoint, registry.consistency_proof)
@@ -182,7 +201,9 @@ def _mirror(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
         mirror.close()
 
 
-def _plan(args, out: TextIO, err: TextIO, poster: plans.Poster | None) -> int:
+def _plan(
+    args, registry: http.Registry, out: TextIO, err: TextIO, poster: plans.Poster | None
+) -> int:
     body, content_type = plans.read_plan_file(args.file)
     answer, receipt = plans.send_plan(
         args.url,
@@ -195,7 +216,9 @@ def _plan(args, out: TextIO, err: TextIO, poster: plans.Poster | None) -> int:
         sent=ProgressBar(err, "upload  "),
         received=ProgressBar(err, "download"),
     )
-    if args.keys:
+    if args.federation_key:
+        _verify_federated(args, registry, body, answer, receipt, err, poster)
+    elif args.keys:
         trust = _trust(args)
         verified = plans.verify_plan(
             receipt, trust, body, answer, plans.state_fetcher(args.url, poster)
@@ -215,11 +238,46 @@ def _plan(args, out: TextIO, err: TextIO, poster: plans.Poster | None) -> int:
         if args.ndjson
         else json.loads(answer)["summary"]
     )
+    if "registries" in summary:  # a federated plan: each part has its own summary
+        return 0
     err.write(
         f"{summary['asked']} asked, {summary['routable']} routable to "
         f"{summary['providers']} providers, {summary['unroutable']} unroutable\n"
     )
     return 0
+
+
+def _verify_federated(
+    args, registry: http.Registry, body: bytes, answer: bytes, receipt, err: TextIO, poster
+) -> None:
+    """Verify a plan against the federation: each registry's part with that registry's keys."""
+    document = federation.fetch_document(registry, args.federation_key)
+    asked = next((m for m in document.members if m.url == registry.base_url), None)
+    if asked is None:
+        raise ClientError(f"{args.url} is not a member of the federation")
+    if not json.loads(answer).get("federated"):  # every number was the registry's own
+        trust = _trust(args, federation.member_keys(document, asked))
+        verified = plans.verify_plan(
+            receipt, trust, body, answer, plans.state_fetcher(args.url, poster)
+        )
+        err.write(f"plan verified: {verified.numbers} numbers, all of {asked.name}\n")
+        return
+    result = federation.verify_federated_plan(
+        receipt,
+        document,
+        asked,
+        _trust(args, federation.member_keys(document, asked)),
+        body,
+        answer,
+        lambda member: plans.state_fetcher(member.url, poster),
+    )
+    for name, part in sorted(result.parts.items()):
+        err.write(
+            f"part of {name} verified: {part.numbers} numbers placed as its checkpoint "
+            f"{part.checkpoint.size} signs\n"
+        )
+    for name, lost in sorted(result.unavailable.items()):
+        err.write(f"{name} unavailable: {len(lost)} numbers not resolved (registry_unavailable)\n")
 
 
 def _monitor(
@@ -265,7 +323,7 @@ def main(
         if args.command == "mirror":
             return _mirror(args, registry, out, err)
         if args.command == "plan":
-            return _plan(args, out, err, poster)
+            return _plan(args, registry, out, err, poster)
         return _monitor(args, registry, out, err, poster)
     except ClientError as exc:
         err.write(f"vault-registry: {exc}\n")

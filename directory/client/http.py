@@ -82,6 +82,10 @@ class Registry:
     def well_known(self) -> dict[str, Any]:
         return json.loads(self._ok("/.well-known/vault-registry"))
 
+    def federation(self) -> str:
+        """The signed federation document the registry serves (verify it before use)."""
+        return self._ok("/.well-known/vault-federation").decode()
+
 
 def _problem(body: bytes) -> str:
     try:

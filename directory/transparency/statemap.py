@@ -174,8 +174,10 @@ def _split(depth: int, top: int) -> int:
 # Full trees
 
 
-def _canonical(items: Iterable[tuple[bytes, bytes]], nodes: list[StoredNode] | None) -> bytes:
-    """The root of the canonical tree of ``items``, appending every node to ``nodes`` if given.
+def _canonical(
+    items: Iterable[tuple[bytes, bytes]], record: Callable[[StoredNode], object] | None
+) -> bytes:
+    """The root of the canonical tree of ``items``, passing every node to ``record`` if given.
 
     The paths are walked in order with a stack of branching nodes still waiting for their right
     child. Two sorted neighbours diverge at the depth of their lowest common ancestor, so a leaf
@@ -190,7 +192,6 @@ def _canonical(items: Iterable[tuple[bytes, bytes]], nodes: list[StoredNode] | N
     splits = [PATH_BITS - (a ^ b).bit_length() for a, b in pairwise(ints)]
     splits.append(-1)
     sha = _sha256
-    record = nodes.append if nodes is not None else None
 
     def lift(number: int, digest: bytes, start: int, stop: int) -> bytes:
         # The internal nodes from depth start - 1 up to stop whose other child is EMPTY.
@@ -237,7 +238,37 @@ def build(items: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, list[StoredNode]
     A repeated path keeps its last value.
     """
     nodes: list[StoredNode] = []
-    return _canonical(items, nodes), nodes
+    return _canonical(items, nodes.append), nodes
+
+
+@_gc_paused()
+def build_batches(
+    items: Iterable[tuple[bytes, bytes]],
+    sink: Callable[[list[StoredNode]], object],
+    *,
+    batch_size: int = 100_000,
+) -> bytes:
+    """The root of the canonical tree of ``(path, value)`` pairs, as ``build`` gives it, handing
+    its stored nodes to ``sink`` in lists of up to ``batch_size`` (in ``build``'s order) instead
+    of returning them all: a map of ten million paths has about 24 million nodes, which a list
+    would hold in memory at once. A repeated path keeps its last value.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    batch: list[StoredNode] = []
+    append = batch.append
+
+    def record(node: StoredNode) -> None:
+        append(node)
+        if len(batch) >= batch_size:
+            sink(batch[:])
+            batch.clear()
+
+    root = _canonical(items, record)
+    if batch:
+        sink(batch[:])
+        batch.clear()
+    return root
 
 
 def root_of(items: Iterable[tuple[bytes, bytes]]) -> bytes:

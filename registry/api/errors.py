@@ -33,7 +33,10 @@ _TITLES = {
     415: "Unsupported media type",
     429: "Too many requests",
     500: "Internal server error",
+    421: "Misdirected request",
+    502: "Bad gateway",
     503: "Service unavailable",
+    504: "Gateway timeout",
 }
 
 _DRF_CODES: list[tuple[type[exceptions.APIException], str]] = [
@@ -147,6 +150,8 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     if isinstance(exc, DomainError):
         status, code, detail, extra = exc.status, exc.code, exc.detail, dict(exc.extra)
+        if exc.retry_after is not None:
+            headers["Retry-After"] = str(exc.retry_after)
     elif isinstance(exc, InvalidNumber):
         status, code, detail = 400, str(exc.code), exc.message
     elif isinstance(exc, DjangoValidationError):

@@ -312,6 +312,22 @@ def _request(
     return transfer
 
 
+def _require_home(number: str) -> None:
+    """Transfers stay home: a vault of another member registry is moved by that registry, to
+    which the gaining provider applies (as a member there): refused here, naming it."""
+    from directory.federation import members
+
+    allocator = number[4:8]
+    if members.is_local(allocator):
+        return
+    home = members.home_of(allocator)
+    raise Forbidden(
+        ErrorCode.NOT_A_MEMBER_OF_HOME_REGISTRY,
+        f"This vault's home registry is {home.name}: apply there as a member to transfer it.",
+        extra={"registry": home.name, "registry_url": home.url},
+    )
+
+
 def transfer_request(
     *,
     actor: Actor,
@@ -327,6 +343,7 @@ def transfer_request(
     counted (and can lock the code) even though the request fails. A mistyped code (its check
     character does not match) is refused before anything is read or counted.
     """
+    _require_home(number)
     consent_reference = _required_text(consent_reference, "consent_reference", 200)
     try:
         normalised = transfer_codes.normalise(code)

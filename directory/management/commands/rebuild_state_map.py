@@ -6,8 +6,9 @@ import json
 import sys
 import time
 
+import orjson
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 
 from directory import checkpoints, state
 from directory.models import Checkpoint, MapNode, StateRecord
@@ -60,8 +61,8 @@ class Command(BaseCommand):
         for done, (sequence, body) in enumerate(entries, 1):
             if sequence == checkpoint_size:
                 at_checkpoint = self._root(latest)
-            for record in rec.entry_records(json.loads(bytes(body))):
-                latest[rec.key_of(record)] = rec.record_bytes(record)
+            for record, data in _records_with_bytes(bytes(body)):
+                latest[rec.key_of(record)] = data
             if done % 100_000 == 0:
                 self._progress(done, size)
         if checkpoint_size == size:
@@ -99,6 +100,9 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def _build(self, replayed: dict[str, bytes], size: int) -> None:
+        if connection.vendor == "postgresql":
+            self._copy(replayed, size)
+            return
         _root, nodes = statemap.build(
             (statemap.path_of(key), statemap.value_of(data)) for key, data in replayed.items()
         )
@@ -119,3 +123,69 @@ class Command(BaseCommand):
             (StateRecord(key=k, version=size, record=v) for k, v in replayed.items()),
             batch_size=5000,
         )
+
+    def _copy(self, replayed: dict[str, bytes], size: int) -> None:
+        """The same rows as ``_build`` writes, by binary COPY, the nodes streamed from the tree
+        as it is built (ten million vaults make about 24 million nodes: never all in memory)."""
+        records, nodes = StateRecord._meta.db_table, MapNode._meta.db_table
+        with connection.cursor() as cursor:
+            raw = cursor.cursor
+            with raw.copy(
+                f"COPY {records} (key, version, record) FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["varchar", "int8", "bytea"])
+                for key, data in replayed.items():
+                    copy.write_row((key, size, data))
+            with raw.copy(
+                f"COPY {nodes} (node, version, hash, leaf_path, leaf_value) "
+                "FROM STDIN (FORMAT BINARY)"
+            ) as copy:
+                copy.set_types(["bytea", "int8", "bytea", "bytea", "bytea"])
+                write = copy.write_row
+
+                def sink(batch: list[statemap.StoredNode]) -> None:
+                    for n in batch:
+                        write((n.node_id, size, n.hash, n.leaf_path, n.leaf_value))
+
+                statemap.build_batches(
+                    (
+                        (statemap.path_of(key), statemap.value_of(data))
+                        for key, data in replayed.items()
+                    ),
+                    sink,
+                )
+
+
+def _records_with_bytes(body: bytes) -> list[tuple[rec.Record, bytes]]:
+    """The records an entry carries, each with its RFC 8785 bytes (``records.record_bytes``).
+
+    The common case takes a short cut that gives the same bytes: for JSON with only ASCII text,
+    no escape sequence and no number, RFC 8785 is the members sorted by name with no spaces,
+    which is what orjson writes with OPT_SORT_KEYS (ten times faster than ``rfc8785``).
+    Anything else — non-ASCII, an escape, a number anywhere in a record, JSON that orjson
+    reads differently from ``json`` — goes through ``json`` and ``records.record_bytes``.
+    """
+    if body.isascii() and b"\\" not in body:
+        try:
+            entry = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            entry = None
+        if isinstance(entry, dict):
+            found = rec.entry_records(entry)
+            if all(_plain(record) for record in found):
+                # Copied: orjson's own bytes object keeps its whole write buffer allocated
+                # (about 3 KB a record, 30 GB for ten million vaults).
+                return [
+                    (r, bytes(memoryview(orjson.dumps(r, option=orjson.OPT_SORT_KEYS))))
+                    for r in found
+                ]
+    return [(r, rec.record_bytes(r)) for r in rec.entry_records(json.loads(body))]
+
+
+def _plain(value) -> bool:
+    """Only objects, arrays, strings, booleans and nulls (no number of any kind)."""
+    if isinstance(value, dict):
+        return all(_plain(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_plain(item) for item in value)
+    return value is None or isinstance(value, str | bool)
