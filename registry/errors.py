@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     INVALID_PAGE_SIZE = "invalid_page_size"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     THROTTLED = "throttled"
+    RATE_LIMITED = "rate_limited"
+    RETRY_LATER = "retry_later"
     SERVER_ERROR = "server_error"
     NOT_READY = "not_ready"
     # Answered by the reverse proxy in front (deploy/nginx/errors/*.json)
@@ -109,6 +111,7 @@ class DomainError(Exception):
         *,
         status: int | None = None,
         extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(detail)
         self.code = str(code)
@@ -116,6 +119,7 @@ class DomainError(Exception):
         if status is not None:
             self.status = status
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class InvalidInput(DomainError):
@@ -145,3 +149,21 @@ class Conflict(DomainError):
 
     status = 409
     title = "Conflict"
+
+
+class TooManyRequests(DomainError):
+    """A rate limit is reached (``rate_limited``); ``Retry-After`` says when to come back."""
+
+    status = 429
+    title = "Too many requests"
+
+
+class RetryLater(DomainError):
+    """A write refused for concurrency after every retry (``retry_later``); nothing changed."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, code: str, detail: str, *, retry_after: int = 1, **kwargs: Any):
+        super().__init__(code, detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after))

@@ -155,6 +155,10 @@ VAULT_WITNESS_TIMEOUT = env_int("VAULT_WITNESS_TIMEOUT", 5)
 VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
 
 # --- Operations ---------------------------------------------------------------------------------
+# A write the database refuses for concurrency (deadlock, serialisation failure) is tried this
+# many times in all, then answered 503 retry_later with Retry-After of this many seconds.
+VAULT_WRITE_ATTEMPTS = env_int("VAULT_WRITE_ATTEMPTS", 5)
+VAULT_RETRY_AFTER_SECONDS = env_int("VAULT_RETRY_AFTER_SECONDS", 1)
 # Retry-After (seconds) of /readyz's 503.
 VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)
 

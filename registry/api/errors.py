@@ -147,6 +147,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     if isinstance(exc, DomainError):
         status, code, detail, extra = exc.status, exc.code, exc.detail, dict(exc.extra)
+        headers.update(exc.headers)
     elif isinstance(exc, InvalidNumber):
         status, code, detail = 400, str(exc.code), exc.message
     elif isinstance(exc, DjangoValidationError):
@@ -188,7 +189,7 @@ def problem_from_exception(exc: Exception, request) -> JsonResponse:
     headers = {
         name: value
         for name, value in answer.items()
-        if name in {"WWW-Authenticate", "Retry-After", "Allow"}
+        if name in {"WWW-Authenticate", "Retry-After", "Allow"} or name.startswith("RateLimit-")
     }
     response = JsonResponse(
         answer.data,

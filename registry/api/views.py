@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 
 from registry.api import serializers as s
 from registry.api.auth import ProviderScope
+from registry.api.retry import RetryWritesMixin
 from registry.errors import ErrorCode, NotFound
 from registry.federation import parse_number
 from registry.models import Certificate, Endpoint, Vault
@@ -27,7 +28,7 @@ from registry.services.vaults import HoldKind
 # --- Onboarding -----------------------------------------------------------------------------------
 
 
-class _ApplicationApi(APIView):
+class _ApplicationApi(RetryWritesMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes = [ScopedRateThrottle]
@@ -78,7 +79,7 @@ class IssuerApplicationApi(_ApplicationApi):
 # --- Provider self-service ------------------------------------------------------------------------
 
 
-class _ProviderApi(APIView):
+class _ProviderApi(RetryWritesMixin, APIView):
     permission_classes = [ProviderScope]
 
     @property
