@@ -13,6 +13,8 @@ from directory.api.rendering import NDJSONRenderer, json_response
 from directory.models import Checkpoint, RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
+from directory.transparency.records import Reason
+from registry import ratelimit, usage
 from registry.api.auth import LookupScope
 from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
@@ -100,7 +102,14 @@ class RoutingPlanCreateApi(APIView):
         purpose = _purpose(request)
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
+        window = ratelimit.charge_issuer(request.user, plan_numbers=len(asked))
         plan = build_plan(asked)
+        usage.record(
+            request.user.issuer.pk,
+            purpose,
+            numbers=len(asked),
+            unknown=plan.summary["unroutable_by_reason"].get(str(Reason.UNKNOWN), 0),
+        )
         ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
         chunks = list(plan.as_ndjson()) if ndjson else [plan.as_json()]
         answer = b"".join(chunks)
@@ -119,6 +128,7 @@ class RoutingPlanCreateApi(APIView):
             "Vault-Registry-Receipt": receipt_for_plan(
                 record.request_sha256, record.answer_sha256, plan.summary, plan.checkpoint
             ),
+            **(window.headers() if window is not None else {}),
         }
         if not ndjson:
             return HttpResponse(answer, content_type="application/json", headers=headers)
