@@ -4,7 +4,8 @@ A lookup or a plan adds to this process's counters, keyed (issuer, minute, purpo
 on the hot path. With Redis the counters ride along the next rate-limit pipeline into Redis
 hashes (``drain_into``), and ``manage.py flush_usage`` (a timer, deploy/systemd) moves them to
 the table. Without Redis each worker writes its own counters to the table at most every
-VAULT_USAGE_FLUSH_SECONDS, and when it exits. Either way ``registry.services.usage`` adds them
+VAULT_USAGE_FLUSH_SECONDS, and when it exits (with Redis, a worker whose limiter is off
+sends its counters on their own as often). Either way ``registry.services.usage`` adds them
 up and flags issuers whose share of unknown numbers looks like enumeration.
 """
 
@@ -37,11 +38,13 @@ def record(issuer_id: Any, purpose: str, *, numbers: int, unknown: int, now: flo
         counts[0] += 1
         counts[1] += numbers
         counts[2] += unknown
-    if (
-        not settings.REDIS_URL
-        and time.monotonic() - _last_flush >= settings.VAULT_USAGE_FLUSH_SECONDS
-    ):
-        flush_local()
+    if time.monotonic() - _last_flush >= settings.VAULT_USAGE_FLUSH_SECONDS:
+        # Due: without Redis to the table; with Redis on their own (when no limiter carried
+        # them, a limit being off).
+        if settings.REDIS_URL:
+            push_redis()
+        else:
+            flush_local()
 
 
 def reset() -> None:
@@ -65,6 +68,17 @@ def drain_into(pipe: Any) -> None:
         for field, value in zip(FIELDS, counts, strict=True):
             pipe.hincrby(name, field, value)
         pipe.sadd(PENDING, name)
+
+
+def push_redis() -> None:
+    """Send this worker's counters to Redis now, in one pipeline."""
+    global _last_flush
+    from registry.ratelimit import redis_client
+
+    _last_flush = time.monotonic()
+    pipe = redis_client().pipeline(transaction=False)
+    drain_into(pipe)
+    pipe.execute()
 
 
 def flush_local() -> int:
@@ -103,16 +117,10 @@ def flush_redis() -> int:
 
 def flush() -> int:
     """Everything this process can reach: its own counters and, with Redis, the shared ones."""
-    client_counts = 0
     if settings.REDIS_URL:
-        from registry.ratelimit import redis_client
-
-        client = redis_client()
-        pipe = client.pipeline(transaction=False)
-        drain_into(pipe)
-        pipe.execute()
-        client_counts = flush_redis()
-    return flush_local() + client_counts
+        push_redis()
+        return flush_redis()
+    return flush_local()
 
 
 def _flush_at_exit() -> None:

@@ -294,3 +294,21 @@ def test_the_admin_lists_usage_and_filters_flagged_issuers(otp_client, issuer, s
     page = flagged.content.decode()
     assert issuer.legal_name in page
     assert quiet.legal_name not in page
+
+
+def test_with_redis_and_the_limit_off_usage_is_still_sent_to_redis(
+    redis_cache, lookup_client, issuer, vault, checkpoint, settings
+):
+    # given no limiter to carry the counts, and counts due at once
+    settings.VAULT_RATE_LOOKUP_PER_MINUTE = 0
+    settings.VAULT_USAGE_FLUSH_SECONDS = 0
+
+    # when
+    answer = lookup(lookup_client, vault.number)
+    assert redis_cache.scard(usage.PENDING) == 1
+    call_command("flush_usage", stdout=StringIO())
+
+    # then
+    assert "RateLimit-Limit" not in answer
+    row = IssuerUsage.objects.get(issuer=issuer)
+    assert (row.lookups, row.numbers, row.unknown) == (1, 1, 0)
