@@ -24,6 +24,7 @@ var/secret_key:
 ## make run: install, migrate the embedded SQLite database, load the demo federation, serve.
 run: install var/secret_key
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
+	$(RUN_ENV) $(BIN)/python manage.py createcachetable
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py generate_keys
 	$(RUN_ENV) $(BIN)/python manage.py load_demo

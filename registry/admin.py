@@ -28,6 +28,7 @@ from registry.models import (
     Endpoint,
     Issuer,
     IssuerStatusChange,
+    IssuerUsage,
     LogEntry,
     Message,
     OrganisationStatus,
@@ -271,10 +272,42 @@ class ProviderAdmin(OrganisationAdmin):
     set_status = staticmethod(organisations.provider_set_status)
 
 
+class EnumerationSuspectedFilter(admin.SimpleListFilter):
+    """Issuers flagged by registry.services.usage for asking mostly unknown numbers."""
+
+    title = "enumeration suspected"
+    parameter_name = "enumeration"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Yes"), ("no", "No")]
+
+    def queryset(self, request, queryset):
+        if self.value() in {"yes", "no"}:
+            return queryset.filter(enumeration_suspected_at__isnull=self.value() == "no")
+        return queryset
+
+
 @admin.register(Issuer, site=admin_site)
 class IssuerAdmin(OrganisationAdmin):
+    list_display = [
+        *OrganisationAdmin.list_display,
+        "rate_lookups_per_minute",
+        "rate_plan_numbers_per_minute",
+        "enumeration_suspected_at",
+    ]
+    list_filter = ["status", EnumerationSuspectedFilter]
     inlines = [IssuerStatusChangeInline]
     set_status = staticmethod(organisations.issuer_set_status)
+
+
+@admin.register(IssuerUsage, site=admin_site)
+class IssuerUsageAdmin(ReadOnlyAdmin):
+    """What each issuer asked, per minute and purpose (registry.usage): read-only."""
+
+    list_display = ["minute", "issuer", "purpose", "lookups", "numbers", "unknown"]
+    list_filter = ["purpose", "issuer", ("minute", admin.DateFieldListFilter)]
+    list_select_related = ["issuer"]
+    date_hierarchy = "minute"
 
 
 @admin.register(Endpoint, site=admin_site)

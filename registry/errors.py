@@ -30,6 +30,8 @@ class ErrorCode(StrEnum):
     INVALID_PAGE_SIZE = "invalid_page_size"
     UNSUPPORTED_MEDIA_TYPE = "unsupported_media_type"
     THROTTLED = "throttled"
+    RATE_LIMITED = "rate_limited"
+    RETRY_LATER = "retry_later"
     SERVER_ERROR = "server_error"
     NOT_READY = "not_ready"
     # Answered by the reverse proxy in front (deploy/nginx/errors/*.json)
@@ -123,14 +125,17 @@ class DomainError(Exception):
         status: int | None = None,
         extra: dict[str, Any] | None = None,
         retry_after: int | None = None,
+        headers: dict[str, str] | None = None,
     ):
         super().__init__(detail)
-        self.retry_after = retry_after
         self.code = str(code)
         self.detail = detail
         if status is not None:
             self.status = status
         self.extra = extra or {}
+        self.headers = headers or {}
+        if retry_after is not None:
+            self.headers["Retry-After"] = str(retry_after)
 
 
 class InvalidInput(DomainError):
@@ -167,3 +172,21 @@ class Conflict(DomainError):
 
     status = 409
     title = "Conflict"
+
+
+class TooManyRequests(DomainError):
+    """A rate limit is reached (``rate_limited``); ``Retry-After`` says when to come back."""
+
+    status = 429
+    title = "Too many requests"
+
+
+class RetryLater(DomainError):
+    """A write refused for concurrency after every retry (``retry_later``); nothing changed."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, code: str, detail: str, *, retry_after: int = 1, **kwargs: Any):
+        super().__init__(code, detail, **kwargs)
+        self.headers.setdefault("Retry-After", str(retry_after))

@@ -171,7 +171,30 @@ VAULT_FEDERATION_PLAN_TIMEOUT = env_int("VAULT_FEDERATION_PLAN_TIMEOUT", 60)
 # Retry-After (seconds) of a 502/504 when a member registry is down or slow.
 VAULT_FEDERATION_RETRY_AFTER = env_int("VAULT_FEDERATION_RETRY_AFTER", 30)
 
+# --- Abuse limits and usage (registry.ratelimit, registry.usage) ------------------------------
+# Per token and minute: single lookups, and numbers in routing plans (a plan costs its number
+# count). An issuer's own limits (admin) replace these defaults; 0 turns a limit off.
+VAULT_RATE_LOOKUP_PER_MINUTE = env_int("VAULT_RATE_LOOKUP_PER_MINUTE", 1200)
+VAULT_RATE_PLAN_NUMBERS_PER_MINUTE = env_int("VAULT_RATE_PLAN_NUMBERS_PER_MINUTE", 300_000)
+# Per client address and minute on the public endpoints (the log, tiles, state proofs,
+# /.well-known), and per hour for onboarding applications.
+VAULT_RATE_PUBLIC_PER_MINUTE = env_int("VAULT_RATE_PUBLIC_PER_MINUTE", 600)
+VAULT_RATE_APPLICATIONS_PER_HOUR = env_int("VAULT_RATE_APPLICATIONS_PER_HOUR", 20)
+# Reverse proxies (CIDR list) whose X-Forwarded-For is believed; from anyone else it is ignored.
+VAULT_TRUSTED_PROXIES = env_list("VAULT_TRUSTED_PROXIES")
+# Without Redis, each worker writes its usage counts to the table at most this often (seconds).
+VAULT_USAGE_FLUSH_SECONDS = env_int("VAULT_USAGE_FLUSH_SECONDS", 30)
+# An issuer that asked at least MIN numbers over the last WINDOW minutes, more than SHARE percent
+# of them unknown, is flagged to the federation admins (usage:enumeration_suspected).
+VAULT_ENUMERATION_WINDOW_MINUTES = env_int("VAULT_ENUMERATION_WINDOW_MINUTES", 60)
+VAULT_ENUMERATION_MIN_NUMBERS = env_int("VAULT_ENUMERATION_MIN_NUMBERS", 1000)
+VAULT_ENUMERATION_UNKNOWN_PERCENT = env_int("VAULT_ENUMERATION_UNKNOWN_PERCENT", 50)
+
 # --- Operations ---------------------------------------------------------------------------------
+# A write the database refuses for concurrency (deadlock, serialisation failure) is tried this
+# many times in all, then answered 503 retry_later with Retry-After of this many seconds.
+VAULT_WRITE_ATTEMPTS = env_int("VAULT_WRITE_ATTEMPTS", 5)
+VAULT_RETRY_AFTER_SECONDS = env_int("VAULT_RETRY_AFTER_SECONDS", 1)
 # Retry-After (seconds) of /readyz's 503.
 VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)
 
@@ -277,7 +300,26 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# The cache holds the rate limits' counters, shared by every worker (registry.ratelimit): Redis
+# when REDIS_URL is set (production), else a database table (`manage.py createcachetable`, which
+# `make run` runs), so that one machine works without Redis.
+REDIS_URL = env("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": "vault-registry",
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 1, "SOCKET_TIMEOUT": 1},
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "vault_registry_cache",
+        }
+    }
 
 # --- Security -----------------------------------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True
@@ -300,9 +342,6 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.CursorPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "registry.api.errors.problem_exception_handler",
-    "DEFAULT_THROTTLE_RATES": {
-        "applications": env("THROTTLE_APPLICATIONS", "20/hour"),
-    },
     "UNAUTHENTICATED_USER": None,
 }
 

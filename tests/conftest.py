@@ -80,6 +80,16 @@ def lookup_client(issuer) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def _empty_usage_counters():
+    """Usage counts are gathered per process (registry.usage): each test starts with none."""
+    from registry import usage
+
+    usage.reset()
+    yield
+    usage.reset()
+
+
+@pytest.fixture(autouse=True)
 def _empty_token_cache():
     """Tokens are cached per process; factories write behind the services' back."""
     from registry.api.auth import token_cache

@@ -16,3 +16,7 @@ MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise")]  # noqa: 
 # Tests revoke and suspend, then expect the next request to be refused: no token cache, except
 # in the test that checks the cache itself.
 VAULT_TOKEN_CACHE_SECONDS = 0
+# Rate-limit counters in process memory: lookups keep their pinned query counts. The database
+# cache and Redis are tested on their own (tests/registry/test_limits.py).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+REDIS_URL = ""

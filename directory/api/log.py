@@ -24,6 +24,7 @@ from directory import checkpoints, history, keys, tree
 from directory.transparency import note
 from directory.transparency.tiles import TILE_HEIGHT, TILE_WIDTH, join_bundle
 from registry.api.auth import Principal
+from registry.api.throttles import AddressRateThrottle
 from registry.errors import ErrorCode, InvalidInput, NotFound
 from registry.federation import country, known_allocators, parse_number
 from registry.models import LogEntry
@@ -61,6 +62,7 @@ class _LogApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [AddressRateThrottle]  # per client address: VAULT_RATE_PUBLIC_PER_MINUTE
     renderer_classes = [JSONRenderer]
     content_negotiation_class = _AnyAccept
 

@@ -21,6 +21,8 @@ from directory.federation import plans as federated
 from directory.models import Checkpoint, RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
+from directory.transparency.records import Reason
+from registry import ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
@@ -132,6 +134,7 @@ class RoutingPlanCreateApi(APIView):
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
         peer = isinstance(request.user, PeerPrincipal)
+        window = None if peer else ratelimit.charge_issuer(request.user, plan_numbers=len(asked))
         document = None if peer else members.current()
         if document is not None:
             local, shares = federated.split(asked, document)
@@ -151,6 +154,12 @@ class RoutingPlanCreateApi(APIView):
                 content_type="application/json",
                 headers={"Vault-Registry-Receipt": receipt},
             )
+        usage.record(
+            request.user.issuer.pk,
+            purpose,
+            numbers=len(asked),
+            unknown=plan.summary["unroutable_by_reason"].get(str(Reason.UNKNOWN), 0),
+        )
         ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
         chunks = list(plan.as_ndjson()) if ndjson else [plan.as_json()]
         answer = b"".join(chunks)
@@ -169,6 +178,7 @@ class RoutingPlanCreateApi(APIView):
             "Vault-Registry-Receipt": receipt_for_plan(
                 record.request_sha256, record.answer_sha256, plan.summary, plan.checkpoint
             ),
+            **(window.headers() if window is not None else {}),
         }
         if not ndjson:
             return HttpResponse(answer, content_type="application/json", headers=headers)

@@ -20,6 +20,7 @@ from rest_framework.views import APIView
 from directory import state
 from directory.models import Checkpoint
 from directory.transparency import records as rec
+from registry.api.throttles import AddressRateThrottle
 from registry.errors import ErrorCode, InvalidInput
 
 _KEY = re.compile(
@@ -56,6 +57,7 @@ class StateProofsApi(APIView):
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes = [AddressRateThrottle]  # per client address: VAULT_RATE_PUBLIC_PER_MINUTE
     parser_classes: list = []  # the body is read once, as bytes
     max_body_setting = "VAULT_PLAN_MAX_BODY"
 

@@ -10,10 +10,14 @@ from directory import history, proven, receipts
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
 from directory.federation import forwarding, members, signatures
+from registry import ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
 from registry.federation import parse_number
 from registry.numbers import format_display
+
+# Answers that say something about the number asked: counted in the issuer's usage.
+_COUNTED = frozenset({200, 404, 410})
 
 
 class PeerPrincipal:
@@ -53,15 +57,26 @@ class VaultLookupApi(APIView):
 
     def dispatch(self, request, number):
         """The hot path, without DRF's request wrapping, negotiation and throttling: the same
-        authentication, scope check and problem+json answers, called directly."""
+        authentication, scope check and problem+json answers, called directly; then the token's
+        rate limit (one Redis round trip) and the issuer's usage count (in memory)."""
         self.request, self.headers = request, {}
+        window = None
         try:
             if request.method != "GET":
                 raise exceptions.MethodNotAllowed(request.method)
             authenticate_lookup(request, self)
-            return self.get(request, number)
+            if getattr(request.user, "issuer", None) is not None:  # issuers are limited
+                window = ratelimit.charge_issuer(request.user)
+            response = self.get(request, number)
         except Exception as exc:  # every failure becomes problem+json
-            return problem_from_exception(exc, request)
+            response = problem_from_exception(exc, request)
+        if window is not None:
+            for name, value in window.headers().items():
+                response[name] = value
+        issuer = getattr(getattr(request, "user", None), "issuer", None)
+        if response.status_code in _COUNTED and issuer is not None:
+            usage.record(issuer.pk, "", numbers=1, unknown=int(response.status_code == 404))
+        return response
 
     @extend_schema(
         parameters=[

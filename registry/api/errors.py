@@ -150,8 +150,7 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
 
     if isinstance(exc, DomainError):
         status, code, detail, extra = exc.status, exc.code, exc.detail, dict(exc.extra)
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(exc.retry_after)
+        headers.update(exc.headers)
     elif isinstance(exc, InvalidNumber):
         status, code, detail = 400, str(exc.code), exc.message
     elif isinstance(exc, DjangoValidationError):
@@ -193,7 +192,7 @@ def problem_from_exception(exc: Exception, request) -> JsonResponse:
     headers = {
         name: value
         for name, value in answer.items()
-        if name in {"WWW-Authenticate", "Retry-After", "Allow"}
+        if name in {"WWW-Authenticate", "Retry-After", "Allow"} or name.startswith("RateLimit-")
     }
     response = JsonResponse(
         answer.data,

@@ -12,11 +12,12 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from registry.api import serializers as s
 from registry.api.auth import ProviderScope
+from registry.api.retry import RetryWritesMixin
+from registry.api.throttles import AddressRateThrottle
 from registry.errors import ErrorCode, NotFound
 from registry.federation import parse_number
 from registry.models import Certificate, Endpoint, Vault
@@ -27,11 +28,11 @@ from registry.services.vaults import HoldKind
 # --- Onboarding -----------------------------------------------------------------------------------
 
 
-class _ApplicationApi(APIView):
+class _ApplicationApi(RetryWritesMixin, APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "applications"
+    throttle_classes = [AddressRateThrottle]
+    address_rate_scope = "applications"
     input_serializer: type = s.ProviderApplicationSerializer
 
     def post(self, request):
@@ -78,7 +79,7 @@ class IssuerApplicationApi(_ApplicationApi):
 # --- Provider self-service ------------------------------------------------------------------------
 
 
-class _ProviderApi(APIView):
+class _ProviderApi(RetryWritesMixin, APIView):
     permission_classes = [ProviderScope]
 
     @property

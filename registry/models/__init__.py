@@ -5,6 +5,7 @@ from registry.models.messages import DeliveryState, Message, MessageKind, Webhoo
 from registry.models.organisations import (
     Issuer,
     IssuerStatusChange,
+    IssuerUsage,
     OrganisationStatus,
     Provider,
     ProviderStatusChange,
@@ -33,6 +34,7 @@ __all__ = [
     "Endpoint",
     "Issuer",
     "IssuerStatusChange",
+    "IssuerUsage",
     "LogEntry",
     "LogHead",
     "LogKind",

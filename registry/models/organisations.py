@@ -154,6 +154,18 @@ class Issuer(Organisation):
     purposes = models.JSONField(
         _("allowed purposes"), default=list, blank=True, validators=[validate_purposes]
     )
+    # Rate limits per token, in numbers per minute; empty: the setting's default
+    # (VAULT_RATE_LOOKUP_PER_MINUTE, VAULT_RATE_PLAN_NUMBERS_PER_MINUTE). registry.ratelimit.
+    rate_lookups_per_minute = models.PositiveIntegerField(
+        _("lookups per minute and token"), null=True, blank=True
+    )
+    rate_plan_numbers_per_minute = models.PositiveIntegerField(
+        _("plan numbers per minute and token"), null=True, blank=True
+    )
+    # Set when its share of unknown numbers looked like enumeration (registry.services.usage).
+    enumeration_suspected_at = models.DateTimeField(
+        _("enumeration suspected at"), null=True, blank=True
+    )
 
     class Meta(Organisation.Meta):
         constraints = [
@@ -196,3 +208,28 @@ class ProviderStatusChange(StatusChange):
 
 class IssuerStatusChange(StatusChange):
     issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="status_changes")
+
+
+class IssuerUsage(models.Model):
+    """What one issuer asked in one minute for one purpose: aggregated by the workers and
+    flushed here (registry.usage), never one row per lookup. ``lookups`` counts requests (a
+    lookup or a plan), ``numbers`` the numbers they asked, ``unknown`` those no vault has."""
+
+    issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="usage")
+    minute = models.DateTimeField(db_index=True)
+    purpose = models.CharField(max_length=40, blank=True)
+    lookups = models.PositiveBigIntegerField(default=0)
+    numbers = models.PositiveBigIntegerField(default=0)
+    unknown = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-minute", "issuer_id", "purpose"]
+        verbose_name_plural = "issuer usage"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["issuer", "minute", "purpose"], name="%(app_label)s_%(class)s_unique_minute"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.issuer_id} {self.minute:%Y-%m-%d %H:%M} {self.purpose or '-'}"

@@ -1,4 +1,27 @@
-"""What every service needs: who acts, the append-only log and the audit trail."""
+"""What every service needs: who acts, the append-only log and the audit trail.
+
+Lock order
+----------
+Every service takes the row locks it needs in this one order, and never one out of it, so two
+writes can wait for each other but never deadlock (a cycle needs two orders):
+
+1. provider rows (``lock_providers``, ``lock_active_provider``), several in id order;
+2. the vault row (``lock_open_vault``); the rows that belong to one vault (its transfer codes,
+   its transfers) are only ever locked under its lock, vault first, then the transfer;
+3. an endpoint, certificate, message, webhook or token row;
+4. the log head, last: ``append_log`` reserves positions with an UPDATE that row-locks
+   ``registry_loghead`` until commit. After it a service only inserts, and updates rows it
+   already locked (``touch_provider`` needs step 1).
+
+Provider (and issuer) rows are locked ``FOR NO KEY UPDATE``, which does not conflict with the
+``FOR KEY SHARE`` lock PostgreSQL's foreign-key checks take on the referenced row: inserting a
+vault, a transfer or a message never waits for a provider row another write holds, even at
+commit when the (deferred) checks run with the log head locked. Nothing changes a primary key.
+
+What still fails (a serialisation failure, a deadlock with a write outside the services) is
+retried by the API (``registry.api.retry``), then answered 503 ``retry_later``. On SQLite
+IMMEDIATE transactions serialise writers instead.
+"""
 
 from __future__ import annotations
 
@@ -59,13 +82,22 @@ class Actor:
         return cls(label=f"public:{remote}" if remote else "public")
 
 
+def lock_providers(*provider_ids: Any) -> dict[Any, Provider]:
+    """Lock these provider rows in id order (step 1 of the lock order) and return them by id.
+
+    ``FOR NO KEY UPDATE``: the foreign-key checks of concurrent inserts do not wait for it.
+    """
+    wanted = sorted({pid for pid in provider_ids if pid is not None}, key=str)
+    rows = Provider.objects.select_for_update(no_key=True).filter(pk__in=wanted).order_by("pk")
+    return {provider.pk: provider for provider in rows}
+
+
 def lock_active_provider(provider: Provider) -> Provider:
     """Re-read ``provider`` under a row lock and refuse it unless active.
 
-    The lock orders the caller after any concurrent status change (a share lock would do; FOR
-    UPDATE is portable).
+    The lock orders the caller after any concurrent status change (step 1 of the lock order).
     """
-    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    provider = Provider.objects.select_for_update(no_key=True).get(pk=provider.pk)
     if not provider.is_active:
         raise Conflict(
             ErrorCode.PROVIDER_NOT_ACTIVE, f"The provider is {provider.status}, not active."
@@ -80,8 +112,9 @@ def touch_provider(provider_id: Any, sequence: int) -> None:
 
 
 def lock_open_vault(number: str) -> Vault:
-    """Read vault ``number`` under a row lock for a change; 404 if none has it, 410 if closed."""
-    vault = Vault.objects.select_for_update().filter(pk=number).first()
+    """Read vault ``number`` under a row lock for a change (step 2 of the lock order); 404 if
+    none has it, 410 if closed."""
+    vault = Vault.objects.select_for_update(no_key=True).filter(pk=number).first()
     if vault is None:
         raise NotFound(ErrorCode.VAULT_NOT_FOUND, "No vault has this number.")
     if vault.status == VaultStatus.CLOSED:

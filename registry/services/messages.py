@@ -29,7 +29,7 @@ from registry.models import (
     Provider,
     Webhook,
 )
-from registry.services.common import Actor, record_audit, timestamp
+from registry.services.common import Actor, lock_providers, record_audit, timestamp
 
 WEBHOOK_SECRET_PREFIX = "whsec_"
 
@@ -164,7 +164,7 @@ def webhook_register(
     """
     url = _validate_webhook_url(url)
     now = now or timezone.now()
-    provider = Provider.objects.select_for_update().get(pk=provider.pk)
+    provider = lock_providers(provider.pk)[provider.pk]
     Webhook.objects.live().filter(provider=provider).update(removed_at=now)
     # Standard Webhooks form: the prefix, then the base64 of 32 random key bytes.
     secret = WEBHOOK_SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()

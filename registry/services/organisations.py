@@ -162,7 +162,7 @@ def _set_status(
             "A reason is required for a status change.",
             extra={"errors": [{"field": "reason", "code": "required"}]},
         )
-    org = model.objects.select_for_update().get(pk=pk)
+    org = model.objects.select_for_update(no_key=True).get(pk=pk)  # lock order, step 1
     if to not in STATUS_TRANSITIONS[org.status]:
         raise Conflict(
             ErrorCode.INVALID_STATUS_TRANSITION,

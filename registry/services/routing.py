@@ -16,6 +16,7 @@ from registry.services.common import (
     Actor,
     append_log,
     lock_active_provider,
+    lock_providers,
     provider_record,
     record_audit,
     timestamp,
@@ -77,7 +78,8 @@ def endpoint_create(
 @transaction.atomic
 def endpoint_deactivate(*, actor: Actor, endpoint: Endpoint) -> Endpoint:
     """Stop publishing an endpoint; it stays on record."""
-    endpoint = Endpoint.objects.select_for_update().get(pk=endpoint.pk)
+    lock_providers(endpoint.provider_id)  # before the endpoint: the lock order (common.py)
+    endpoint = Endpoint.objects.select_for_update(no_key=True).get(pk=endpoint.pk)
     if endpoint.deactivated_at is not None:
         raise Conflict(
             ErrorCode.ENDPOINT_ALREADY_DEACTIVATED, "This endpoint is already deactivated."
@@ -155,7 +157,8 @@ def certificate_upload(
 @transaction.atomic
 def certificate_retire(*, actor: Actor, certificate: Certificate) -> Certificate:
     """Withdraw a certificate before it expires (rollover done, or key compromised)."""
-    certificate = Certificate.objects.select_for_update().get(pk=certificate.pk)
+    lock_providers(certificate.provider_id)  # before the certificate: the lock order
+    certificate = Certificate.objects.select_for_update(no_key=True).get(pk=certificate.pk)
     if certificate.retired_at is not None:
         raise Conflict(
             ErrorCode.CERTIFICATE_ALREADY_RETIRED, "This certificate is already retired."

@@ -31,7 +31,7 @@ def token_create(
         raise InvalidInput(
             ErrorCode.VALIDATION_ERROR, f"A token lives 1 to {settings.VAULT_TOKEN_MAX_DAYS} days."
         )
-    owner = type(owner).objects.select_for_update().get(pk=owner.pk)
+    owner = type(owner).objects.select_for_update(no_key=True).get(pk=owner.pk)
     if not owner.is_active:
         raise Conflict(
             ErrorCode.PROVIDER_NOT_ACTIVE
@@ -72,7 +72,7 @@ def token_create(
 @transaction.atomic
 def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
     """Revoke a token at once; it answers 401 token_revoked from now on."""
-    token = ApiToken.objects.select_for_update().get(pk=token.pk)
+    token = ApiToken.objects.select_for_update(no_key=True).get(pk=token.pk)
     if token.revoked_at is not None:
         raise Conflict(ErrorCode.TOKEN_ALREADY_REVOKED, "This token is already revoked.")
     now = timezone.now()

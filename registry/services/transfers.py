@@ -5,14 +5,16 @@ transfer with it; the losing provider approves or rejects with an enumerated rea
 one may cancel, and the registry approves when the deadline passes or cancels for an admin, a
 registry lock or a closure.
 
-Concurrency: every transition locks the vault row, then the transfer row (always in that order,
-so two transitions cannot deadlock), and re-reads the state under the lock; a partial unique
+Concurrency: every transition locks the two providers' rows, the vault row, then the transfer
+row (the lock order of ``registry.services.common``, so two writes cannot deadlock), and
+re-reads the state under the lock; a partial unique
 constraint keeps a second pending transfer of a vault out of the database whatever happens. On
 SQLite the IMMEDIATE transactions serialise writers instead of the row locks.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +49,7 @@ from registry.services.common import (
     Actor,
     append_log,
     lock_open_vault,
+    lock_providers,
     record_audit,
     refuse_registry_lock,
     timestamp,
@@ -55,6 +58,7 @@ from registry.services.common import (
 from registry.services.messages import message_enqueue
 
 DEADLINE_ACTOR = Actor.system("transfer-deadline")
+logger = logging.getLogger("registry.transfers")
 
 
 def _required_text(value: str, field: str, max_length: int) -> str:
@@ -256,7 +260,7 @@ def _request(
     consent_reference: str,
     now: datetime,
 ) -> Transfer | DomainError:
-    gaining = Provider.objects.get(pk=gaining_provider.pk)
+    gaining = lock_providers(gaining_provider.pk)[gaining_provider.pk]  # before the vault
     if not gaining.is_active:
         return Conflict(
             ErrorCode.GAINING_PROVIDER_NOT_ACTIVE, f"Your organisation is {gaining.status}."
@@ -381,12 +385,19 @@ def _require_gaining_active(transfer: Transfer) -> None:
 
 
 def _lock(transfer: Transfer) -> tuple[Transfer, Vault]:
-    """Lock the vault, then the transfer (the one order every transition takes)."""
-    vault_id = Transfer.objects.filter(pk=transfer.pk).values_list("vault_id", flat=True).first()
-    if vault_id is None:
+    """Lock both providers (in id order), the vault, then the transfer: the lock order of
+    ``registry.services.common``, which every transition takes."""
+    sides = (
+        Transfer.objects.filter(pk=transfer.pk)
+        .values_list("vault_id", "losing_provider_id", "gaining_provider_id")
+        .first()
+    )
+    if sides is None:
         raise NotFound(ErrorCode.TRANSFER_NOT_FOUND, "There is no such transfer.")
-    vault = Vault.objects.select_for_update().get(pk=vault_id)
-    return Transfer.objects.select_for_update().get(pk=transfer.pk), vault
+    vault_id, losing_id, gaining_id = sides  # never change once the transfer exists
+    lock_providers(losing_id, gaining_id)
+    vault = Vault.objects.select_for_update(no_key=True).get(pk=vault_id)
+    return Transfer.objects.select_for_update(no_key=True).get(pk=transfer.pk), vault
 
 
 def _require_pending_state(transfer: Transfer) -> None:
@@ -681,12 +692,17 @@ def transfer_settle_overdue(
     vault_numbers: list[str] | None = None,
     transfer_ids: list[Any] | None = None,
     limit: int | None = None,
+    failures: dict[Any, Exception] | None = None,
 ) -> int:
     """Settle every pending transfer past its deadline (optionally only some); returns how many.
 
     Each transfer is settled in its own transaction by ``transfer_settle``, so one failure does
     not undo the others and a concurrent run simply finds nothing left to do. Readers call this
     before answering (one indexed query when nothing is due), so no answer is ever stale.
+
+    With ``failures`` (the operator's command), a transfer that fails is recorded there by id
+    and skipped, here and in later calls given the same dict, and the others are settled;
+    without it the first failure is raised.
     """
     now = now or timezone.now()
     due = Transfer.objects.overdue(now)
@@ -696,11 +712,19 @@ def transfer_settle_overdue(
         due = due.filter(vault_id__in=vault_numbers)
     if transfer_ids is not None:
         due = due.filter(pk__in=transfer_ids)
+    if failures:
+        due = due.exclude(pk__in=list(failures))
     ids = list(due.order_by("deadline", "id").values_list("pk", flat=True)[:limit])
     settled = 0
     for pk in ids:
-        if transfer_settle(actor=actor, transfer=Transfer(pk=pk), now=now) is not None:
-            settled += 1
+        try:
+            if transfer_settle(actor=actor, transfer=Transfer(pk=pk), now=now) is not None:
+                settled += 1
+        except Exception as exc:
+            if failures is None:
+                raise
+            logger.exception("Transfer %s could not be settled; the others go on", pk)
+            failures[pk] = exc
     return settled
 
 
@@ -711,7 +735,7 @@ def cancel_pending_transfer(
 
     Runs inside the caller's transaction, with the vault row already locked (closure, lock).
     """
-    transfer = Transfer.objects.select_for_update().filter(vault=vault).pending().first()
+    transfer = Transfer.objects.select_for_update(no_key=True).filter(vault=vault).pending().first()
     if transfer is None:
         return None
     return _end(

@@ -36,6 +36,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import socket
 import ssl
 import threading
@@ -56,6 +57,8 @@ from registry.services.messages import WEBHOOK_SECRET_PREFIX, message_body
 # (url, body, headers, total time limit in seconds) -> HTTP status; raises OSError on network
 # errors and timeouts, ValueError on a refused URL.
 Sender = Callable[[str, bytes, dict[str, str], float], int]
+
+logger = logging.getLogger("registry.webhooks")
 
 
 class _PinnedHTTPSConnection(http.client.HTTPSConnection):
@@ -210,6 +213,9 @@ class DeliveryReport:
     abandoned: int = 0
     # Not tried: queued behind a failed message of the same provider, retried with it.
     deferred: int = 0
+    # Sent or not, but their outcome could not be recorded (a database error): they stay
+    # claimed until their lease ends and are delivered again then (at least once).
+    errors: int = 0
 
     @property
     def attempted(self) -> int:
@@ -322,27 +328,46 @@ def _deliver_batch(
     }
     for future in as_completed(futures):
         requests = futures[future]
-        retry_at = None
-        for request, (delivered, error) in zip(requests, future.result(), strict=False):
-            recorded_now = now or timezone.now()
-            recorded = webhook_record_attempt(
-                message_id=request.message_id,
-                webhook=request.webhook,
-                delivered=delivered,
-                error=error,
-                now=recorded_now,
+        outcomes = future.result()  # a bug in the sender ends the run (its claims released)
+        try:
+            _record_outcomes(requests, outcomes, report, unrecorded, now)
+        except Exception:  # a database error on one provider's records: the others go on
+            logger.exception(
+                "Webhook outcomes of provider %s not recorded", requests[0].webhook.provider_id
             )
-            unrecorded.discard(request.message_id)
-            if delivered:
-                report.delivered += 1
-            elif recorded.delivery_state == DeliveryState.ABANDONED:
-                report.abandoned += 1
-                retry_at = recorded_now
-            else:
-                report.failed += 1
-                retry_at = recorded.next_delivery_at
-        waiting = [r.message_id for r in requests[len(future.result()) :]]
-        if waiting:
-            webhook_reschedule(message_ids=waiting, at=retry_at or now or timezone.now())
-            unrecorded.difference_update(waiting)
-            report.deferred += len(waiting)
+            report.errors += sum(1 for r in requests if r.message_id in unrecorded)
+            unrecorded.difference_update(r.message_id for r in requests)
+
+
+def _record_outcomes(
+    requests: list[_Request],
+    outcomes: list[tuple[bool, str]],
+    report: DeliveryReport,
+    unrecorded: set[int],
+    now: datetime | None,
+) -> None:
+    """Record one provider's attempts, and reschedule its messages queued behind a failure."""
+    retry_at = None
+    for request, (delivered, error) in zip(requests, outcomes, strict=False):
+        recorded_now = now or timezone.now()
+        recorded = webhook_record_attempt(
+            message_id=request.message_id,
+            webhook=request.webhook,
+            delivered=delivered,
+            error=error,
+            now=recorded_now,
+        )
+        unrecorded.discard(request.message_id)
+        if delivered:
+            report.delivered += 1
+        elif recorded.delivery_state == DeliveryState.ABANDONED:
+            report.abandoned += 1
+            retry_at = recorded_now
+        else:
+            report.failed += 1
+            retry_at = recorded.next_delivery_at
+    waiting = [r.message_id for r in requests[len(outcomes) :]]
+    if waiting:
+        webhook_reschedule(message_ids=waiting, at=retry_at or now or timezone.now())
+        unrecorded.difference_update(waiting)
+        report.deferred += len(waiting)

@@ -6,7 +6,6 @@ import json
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
 from registry import numbers
 from registry.models import AuditEvent, Provider, Vault
@@ -170,9 +169,9 @@ def test_400_for_a_malformed_vault_number(provider_client):
     assert_problem(response, 400, "invalid_length")
 
 
-def test_429(db, monkeypatch):
+def test_429(db, settings):
     # given
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"applications": "2/hour"})
+    settings.VAULT_RATE_APPLICATIONS_PER_HOUR = 2
     client = APIClient()
     first = [client.post(APPLICATIONS, application(), format="json") for _ in range(2)]
 
@@ -181,7 +180,7 @@ def test_429(db, monkeypatch):
 
     # then
     assert [r.status_code for r in first] == [201, 201]
-    assert_problem(response, 429, "throttled")
+    assert_problem(response, 429, "rate_limited")
     assert int(response["Retry-After"]) > 0
     assert Provider.objects.count() == 2
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from registry.services.webhooks import DeliveryReport, deliver_webhooks
 
@@ -12,7 +12,9 @@ class Command(BaseCommand):
         "POST every due message to its provider's webhook, signed (Standard Webhooks headers), "
         "providers in parallel (WEBHOOK_CONCURRENCY), each delivery within "
         "WEBHOOK_TIMEOUT_SECONDS in all. Failures are retried with exponential backoff by later "
-        "runs; several runs may overlap. Run it from a timer (deploy/systemd)."
+        "runs; several runs may overlap. A message whose outcome cannot be recorded is reported, "
+        "the others go on, and the command then exits with an error. Run it from a timer "
+        "(deploy/systemd)."
     )
 
     def add_arguments(self, parser):
@@ -23,7 +25,7 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  {report.attempted} attempted: {report.delivered} delivered, "
                 f"{report.failed} to retry, {report.abandoned} abandoned, "
-                f"{report.deferred} waiting behind a failure"
+                f"{report.deferred} waiting behind a failure, {report.errors} not recorded"
             )
 
         report = deliver_webhooks(limit=batch, on_progress=progress)
@@ -33,3 +35,8 @@ class Command(BaseCommand):
                 f"{report.abandoned} abandoned."
             )
         )
+        if report.errors:
+            raise CommandError(
+                f"{report.errors} message(s) sent or not, but not recorded: they are delivered "
+                "again when their lease ends (see the log)."
+            )
