@@ -237,6 +237,29 @@ else:
     # instead of holding a worker until gunicorn's timeout ends it with an HTML 500.
     options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
 
+# A streaming replica (DESIGN.md §8): the read side (lookups, plans, state proofs, log reads) is
+# served from it while it lags the primary by at most DATABASE_REPLICA_MAX_LAG seconds, checked
+# every DATABASE_REPLICA_LAG_CHECK seconds per process; every write, and every read outside the
+# read side's views, goes to the primary (registry.routers).
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", "")
+DATABASE_REPLICA_MAX_LAG = env_int("DATABASE_REPLICA_MAX_LAG", 5)
+DATABASE_REPLICA_LAG_CHECK = env_int("DATABASE_REPLICA_LAG_CHECK", 2)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"]
+    )
+    if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL must name the same engine as DATABASE_URL."
+        )
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = DATABASES["default"].get(
+        "CONN_HEALTH_CHECKS", False
+    )
+    DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}))
+    # Under tests the replica is the default database itself (no second test database).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["registry.routers.ReplicaRouter"] if DATABASE_REPLICA_URL else []
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -27,6 +27,7 @@ from registry.api.auth import Principal
 from registry.errors import ErrorCode, InvalidInput, NotFound
 from registry.federation import country, known_allocators, parse_number
 from registry.models import LogEntry
+from registry.routers import reads_from_replica
 
 MAX_TILE_LEVEL = 63 // TILE_HEIGHT
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -108,6 +109,7 @@ class LogCheckpointApi(_LogApi):
             404: OpenApiResponse(description="No checkpoint yet (no_checkpoint)"),
         }
     )
+    @reads_from_replica
     def get(self, request):
         checkpoint = checkpoints.latest()
         if checkpoint is None:
@@ -130,6 +132,7 @@ class LogHashTileApi(_LogApi):
         ],
         responses=_TILE_RESPONSES,
     )
+    @reads_from_replica
     def get(self, request, level: int, index: str):
         if level > MAX_TILE_LEVEL:
             raise InvalidInput(ErrorCode.INVALID_TILE_PATH, "Tile level out of range.")
@@ -153,6 +156,7 @@ class LogEntryTileApi(_LogApi):
         ],
         responses=_TILE_RESPONSES,
     )
+    @reads_from_replica
     def get(self, request, index: str):
         number, width = parse_tile_index(index)
         count = width or TILE_WIDTH
@@ -193,6 +197,7 @@ class LogInclusionProofApi(_LogApi):
             400: OpenApiResponse(description="invalid_leaf_index or invalid_tree_size"),
         },
     )
+    @reads_from_replica
     def get(self, request):
         index = _int_param(request, "index", ErrorCode.INVALID_LEAF_INDEX)
         size = _int_param(request, "size", ErrorCode.INVALID_TREE_SIZE)
@@ -227,6 +232,7 @@ class LogConsistencyProofApi(_LogApi):
             400: OpenApiResponse(description="invalid_tree_size"),
         },
     )
+    @reads_from_replica
     def get(self, request):
         first = _int_param(request, "from", ErrorCode.INVALID_TREE_SIZE)
         second = _int_param(request, "to", ErrorCode.INVALID_TREE_SIZE)
@@ -256,6 +262,7 @@ class VaultHistoryApi(_LogApi):
             404: OpenApiResponse(description="No log entry names this vault"),
         },
     )
+    @reads_from_replica
     def get(self, request, number: str):
         parsed = parse_number(number)
         entries = history.vault_history(parsed.value)

@@ -16,6 +16,7 @@ from directory.receipts import receipt_for_plan
 from registry.api.auth import LookupScope
 from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
+from registry.routers import reads_from_replica
 
 
 class RoutingPlanRecordSerializer(serializers.ModelSerializer):
@@ -96,6 +97,7 @@ class RoutingPlanCreateApi(APIView):
             OpenApiExample("numbers", value=["FR97 VLT1 0123 4567 8901", "fr97vlt1012345678901"])
         ],
     )
+    @reads_from_replica
     def post(self, request):
         purpose = _purpose(request)
         body = request.body

@@ -13,6 +13,7 @@ from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
 from registry.federation import parse_number
 from registry.numbers import format_display
+from registry.routers import reads_from_replica
 
 
 class VaultLookupApi(APIView):
@@ -60,6 +61,7 @@ class VaultLookupApi(APIView):
             503: OpenApiResponse(description="No checkpoint signed yet (no_checkpoint)"),
         },
     )
+    @reads_from_replica
     @receipts.signed_lookup  # every answer, refusals included, carries a signed receipt
     def get(self, request, number):
         parsed = parse_number(number)
