@@ -157,6 +157,30 @@ VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
 # --- Operations ---------------------------------------------------------------------------------
 # Retry-After (seconds) of /readyz's 503.
 VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)
+# Proxies whose X-Forwarded-For and X-Request-ID are believed (addresses or CIDR networks; `unix`
+# for a Unix socket, as nginx reaches gunicorn in deploy/). Anyone else's are ignored.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "unix,127.0.0.1,::1")
+# /metrics (Prometheus) answers these client addresses (through a trusted proxy, the address it
+# forwards), and any request carrying `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1")
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+# Log lines as JSON objects (one per line, for a log shipper) or as text (`make run`).
+LOG_FORMAT = (env("LOG_FORMAT") or "json").lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+
+
+def _networks(name: str, items: list[str]):
+    from registry.proxies import parse_networks
+
+    try:
+        return parse_networks(items)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+
+
+TRUSTED_PROXY_NETWORKS = _networks("TRUSTED_PROXIES", TRUSTED_PROXIES)
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_ADDRESSES", METRICS_ALLOWED_ADDRESSES)
 
 # --- Django -------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -177,6 +201,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its latency and status cover the whole stack (request id, access line, metrics).
+    "registry.middleware.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "registry.api.middleware.ApiBodyLimitMiddleware",
@@ -336,8 +362,13 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"main": {"()": f"registry.logs.{LOG_FORMAT.capitalize()}Formatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "main"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        # Django logs every 4xx as a WARNING and every 5xx as an ERROR: the access line of
+        # registry.requests says each once, 4xx at INFO; Django keeps the 5xx tracebacks.
+        "django.request": {"level": "ERROR"},
+    },
 }

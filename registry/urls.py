@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularSwaggerView
 
 from directory.api.log import WellKnownApi
-from registry import health
+from registry import health, metrics
 from registry.admin import admin_site
 from registry.api import handlers
 from registry.api.schema import SchemaApi
@@ -19,6 +19,7 @@ urlpatterns = [
     path(".well-known/vault-registry", WellKnownApi.as_view(), name="well-known"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin_site.urls),
     path("", handlers.home, name="home"),
 ]

@@ -13,6 +13,7 @@ from directory.api.rendering import NDJSONRenderer, json_response
 from directory.models import Checkpoint, RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
+from registry import metrics
 from registry.api.auth import LookupScope
 from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
@@ -102,6 +103,7 @@ class RoutingPlanCreateApi(APIView):
         purpose = _purpose(request)
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
+        metrics.observe_plan(str(request.user.issuer.pk), len(asked))
         plan = build_plan(asked)
         ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
         chunks = list(plan.as_ndjson()) if ndjson else [plan.as_json()]

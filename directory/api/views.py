@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from directory import history, proven, receipts
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
+from registry import metrics
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
 from registry.federation import parse_number
@@ -35,9 +36,13 @@ class VaultLookupApi(APIView):
             scope = LookupScope()
             if not scope.has_permission(request, self):
                 raise exceptions.PermissionDenied(scope.message, code=scope.code)
-            return self.get(request, number)
+            response = self.get(request, number)
         except Exception as exc:  # every failure becomes problem+json
-            return problem_from_exception(exc, request)
+            response = problem_from_exception(exc, request)
+        issuer = getattr(getattr(request, "user", None), "issuer", None)
+        if issuer is not None:
+            metrics.count_lookup(str(issuer.pk), response.status_code)
+        return response
 
     @extend_schema(
         parameters=[
