@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
-RUN_ENV := SECRET_KEY_FILE=var/secret_key
+RUN_ENV := SECRET_KEY_FILE=var/secret_key LOG_FORMAT=text
 
 .PHONY: install run test format openapi clean bench federation
 SIZE ?= 1m

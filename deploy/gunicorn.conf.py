@@ -17,7 +17,6 @@ keepalive = 5
 # Restart workers now and then so that no slow leak can grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = 2000
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-") or None  # empty: no access log
 errorlog = "-"
 # Request lines and headers are bounded; bodies are bounded by the API (413). nginx
 # (deploy/nginx/vault-registry.conf: large_client_header_buffers 4 8k) refuses first what is
@@ -37,8 +36,50 @@ if not control_socket:
     del control_socket
 
 
+# Django logs each request itself (logger registry.requests: request id, route, status, latency,
+# caller); GUNICORN_ACCESSLOG=- adds gunicorn's own access lines.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG", "") or None
+# gunicorn's own lines in the format of Django's (LOG_FORMAT, registry/logs.py).
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "main": {
+            "()": f"registry.logs.{os.environ.get('LOG_FORMAT', 'json').capitalize()}Formatter"
+        }
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "main",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {
+        "gunicorn.error": {"level": "INFO", "handlers": ["console"], "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["console"], "propagate": False},
+    },
+}
+
+# Prometheus (registry/metrics.py): every worker writes its counters to files in this
+# directory, and any worker answers /metrics with their sum. Set here, before the workers start
+# and import prometheus-client; emptied when gunicorn starts (values of a previous run would
+# otherwise be added to this one's).
+os.environ.setdefault(
+    "PROMETHEUS_MULTIPROC_DIR",
+    os.path.join(os.environ.get("VAR_DIR", "var"), "prometheus"),
+)
+
+
 def on_starting(server):
-    """Refuse to start without the signing keys: every lookup would otherwise answer 500."""
+    """Empty the metrics directory; refuse to start without the signing keys: every lookup
+    would otherwise answer 500."""
+    import shutil
+
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, mode=0o700, exist_ok=True)
+
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
@@ -47,3 +88,10 @@ def on_starting(server):
 
     for purpose in keys.Purpose:
         keys.signing_key(purpose)  # ImproperlyConfigured: run `manage.py generate_keys`
+
+
+def child_exit(server, worker):
+    """A worker's live gauges end with it (prometheus-client's multiprocess mode)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -29,6 +29,7 @@ from directory.models import Checkpoint
 from directory.transparency import merkle, note, statemap
 from directory.transparency import records as rec
 from registry.models import LogEntry, LogHead
+from registry.routers import reading
 
 logger = logging.getLogger("directory.checkpoints")
 
@@ -296,13 +297,19 @@ def serving(*, at_or_before=None) -> Checkpoint | None:
     registry requires of itself (``VAULT_WITNESS_QUORUM``); with ``at_or_before``, the one in
     force then. The latest is cached per process for a second."""
     if at_or_before is not None:
-        return _with_quorum(Checkpoint.objects.filter(created_at__lte=at_or_before))
+        return _with_quorum(
+            Checkpoint.objects.using(reading()).filter(created_at__lte=at_or_before)
+        )
+    # One per database alias: an answer's records must come from the alias its checkpoint was
+    # read from (a replica has replayed the records of every checkpoint it holds, not those of
+    # the primary's newer ones).
+    alias = reading()
     now = time.monotonic()
-    cached = _cache.get("serving")
+    cached = _cache.get(alias)
     if cached is not None and now - cached[0] < _CACHE_SECONDS:
         return cached[1]
-    checkpoint = _with_quorum(Checkpoint.objects.all())
-    _cache["serving"] = (now, checkpoint)
+    checkpoint = _with_quorum(Checkpoint.objects.using(alias))
+    _cache[alias] = (now, checkpoint)
     refresh = timedelta(seconds=settings.VAULT_CHECKPOINT_REFRESH)
     if checkpoint is not None and timezone.now() - checkpoint.created_at > refresh:
         # Keep the time line fresh for clients that refuse stale checkpoints, without a timer:

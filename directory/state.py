@@ -17,11 +17,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 import orjson
-from django.db import connection
+from django.db import connections
 
 from directory.models import MapNode, StateRecord
 from directory.transparency import records as rec
 from directory.transparency import statemap
+from registry.routers import reading
 
 LATEST = (1 << 63) - 1  # a version above every real one: "the current state"
 _CHUNK = 500  # ids per query on SQLite (its bound-parameter limit)
@@ -33,6 +34,7 @@ def _latest_rows(table: str, key_column: str, columns: str, keys: Sequence[Any],
     if not keys:
         return []
     rows: list[tuple] = []
+    connection = connections[reading()]  # the replica for the read side (registry.routers)
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             kind = "bytea" if key_column == "node" else "text"

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from django.db import connection
+from django.db import connections
 
 from directory.models import TreeNode
 from directory.transparency import merkle
+from registry.routers import reading
 
 Key = tuple[int, int]  # (level, index): leaves [index·2^level, (index+1)·2^level)
 
@@ -47,6 +48,7 @@ def fetch_nodes(keys: Iterable[Key]) -> dict[Key, bytes]:
     for level, index in wanted:
         by_level.setdefault(level, []).append(index)
     # Raw SQL: building this OR of per-level IN lists through the ORM costs more than running it.
+    connection = connections[reading()]  # the replica for the read side (registry.routers)
     quote = connection.ops.quote_name
     level_col, index_col = quote("level"), quote("index")
     clauses, params = [], []

@@ -197,6 +197,30 @@ VAULT_WRITE_ATTEMPTS = env_int("VAULT_WRITE_ATTEMPTS", 5)
 VAULT_RETRY_AFTER_SECONDS = env_int("VAULT_RETRY_AFTER_SECONDS", 1)
 # Retry-After (seconds) of /readyz's 503.
 VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)
+# Proxies whose X-Forwarded-For and X-Request-ID are believed (addresses or CIDR networks; `unix`
+# for a Unix socket, as nginx reaches gunicorn in deploy/). Anyone else's are ignored.
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "unix,127.0.0.1,::1")
+# /metrics (Prometheus) answers these client addresses (through a trusted proxy, the address it
+# forwards), and any request carrying `Authorization: Bearer <METRICS_TOKEN>`.
+METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1")
+METRICS_TOKEN = env_secret("METRICS_TOKEN")
+# Log lines as JSON objects (one per line, for a log shipper) or as text (`make run`).
+LOG_FORMAT = (env("LOG_FORMAT") or "json").lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+
+
+def _networks(name: str, items: list[str]):
+    from registry.proxies import parse_networks
+
+    try:
+        return parse_networks(items)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from exc
+
+
+TRUSTED_PROXY_NETWORKS = _networks("TRUSTED_PROXIES", TRUSTED_PROXIES)
+METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_ADDRESSES", METRICS_ALLOWED_ADDRESSES)
 
 # --- Django -------------------------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -218,6 +242,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: its latency and status cover the whole stack (request id, access line, metrics).
+    "registry.middleware.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "registry.api.middleware.ApiBodyLimitMiddleware",
@@ -277,6 +303,29 @@ else:
     # A database that does not answer fails the request (and /readyz) after this many seconds,
     # instead of holding a worker until gunicorn's timeout ends it with an HTML 500.
     options.setdefault("connect_timeout", env_int("DATABASE_CONNECT_TIMEOUT", 5))
+
+# A streaming replica (DESIGN.md §8): the read side (lookups, plans, state proofs, log reads) is
+# served from it while it lags the primary by at most DATABASE_REPLICA_MAX_LAG seconds, checked
+# every DATABASE_REPLICA_LAG_CHECK seconds per process; every write, and every read outside the
+# read side's views, goes to the primary (registry.routers).
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", "")
+DATABASE_REPLICA_MAX_LAG = env_int("DATABASE_REPLICA_MAX_LAG", 5)
+DATABASE_REPLICA_LAG_CHECK = env_int("DATABASE_REPLICA_LAG_CHECK", 2)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=DATABASES["default"]["CONN_MAX_AGE"]
+    )
+    if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured(
+            "DATABASE_REPLICA_URL must name the same engine as DATABASE_URL."
+        )
+    DATABASES["replica"]["CONN_HEALTH_CHECKS"] = DATABASES["default"].get(
+        "CONN_HEALTH_CHECKS", False
+    )
+    DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}))
+    # Under tests the replica is the default database itself (no second test database).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["registry.routers.ReplicaRouter"] if DATABASE_REPLICA_URL else []
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -370,8 +419,13 @@ SPECTACULAR_SETTINGS = {
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {"main": {"()": f"registry.logs.{LOG_FORMAT.capitalize()}Formatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "main"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        # Django logs every 4xx as a WARNING and every 5xx as an ERROR: the access line of
+        # registry.requests says each once, 4xx at INFO; Django keeps the 5xx tracebacks.
+        "django.request": {"level": "ERROR"},
+    },
 }

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularSwaggerView
 
 from directory.api.log import WellKnownApi
 from directory.federation.views import WellKnownFederationApi
-from registry import health
+from registry import health, metrics
 from registry.admin import admin_site
 from registry.api import handlers
 from registry.api.schema import SchemaApi
@@ -25,6 +25,7 @@ urlpatterns = [
     ),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("admin/", admin_site.urls),
     path("", handlers.home, name="home"),
 ]

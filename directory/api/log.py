@@ -28,6 +28,7 @@ from registry.api.throttles import AddressRateThrottle
 from registry.errors import ErrorCode, InvalidInput, NotFound
 from registry.federation import country, known_allocators, parse_number
 from registry.models import LogEntry
+from registry.routers import reads_from_replica
 
 MAX_TILE_LEVEL = 63 // TILE_HEIGHT
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -110,6 +111,7 @@ class LogCheckpointApi(_LogApi):
             404: OpenApiResponse(description="No checkpoint yet (no_checkpoint)"),
         }
     )
+    @reads_from_replica
     def get(self, request):
         checkpoint = checkpoints.latest()
         if checkpoint is None:
@@ -132,6 +134,7 @@ class LogHashTileApi(_LogApi):
         ],
         responses=_TILE_RESPONSES,
     )
+    @reads_from_replica
     def get(self, request, level: int, index: str):
         if level > MAX_TILE_LEVEL:
             raise InvalidInput(ErrorCode.INVALID_TILE_PATH, "Tile level out of range.")
@@ -155,6 +158,7 @@ class LogEntryTileApi(_LogApi):
         ],
         responses=_TILE_RESPONSES,
     )
+    @reads_from_replica
     def get(self, request, index: str):
         number, width = parse_tile_index(index)
         count = width or TILE_WIDTH
@@ -195,6 +199,7 @@ class LogInclusionProofApi(_LogApi):
             400: OpenApiResponse(description="invalid_leaf_index or invalid_tree_size"),
         },
     )
+    @reads_from_replica
     def get(self, request):
         index = _int_param(request, "index", ErrorCode.INVALID_LEAF_INDEX)
         size = _int_param(request, "size", ErrorCode.INVALID_TREE_SIZE)
@@ -229,6 +234,7 @@ class LogConsistencyProofApi(_LogApi):
             400: OpenApiResponse(description="invalid_tree_size"),
         },
     )
+    @reads_from_replica
     def get(self, request):
         first = _int_param(request, "from", ErrorCode.INVALID_TREE_SIZE)
         second = _int_param(request, "to", ErrorCode.INVALID_TREE_SIZE)
@@ -258,6 +264,7 @@ class VaultHistoryApi(_LogApi):
             404: OpenApiResponse(description="No log entry names this vault"),
         },
     )
+    @reads_from_replica
     def get(self, request, number: str):
         parsed = parse_number(number)
         entries = history.vault_history(parsed.value)

@@ -22,10 +22,11 @@ from directory.models import Checkpoint, RoutingPlan
 from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
 from directory.transparency.records import Reason
-from registry import ratelimit, usage
+from registry import metrics, ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
+from registry.routers import reads_from_replica
 
 
 class RoutingPlanRecordSerializer(serializers.ModelSerializer):
@@ -129,12 +130,15 @@ class RoutingPlanCreateApi(APIView):
             OpenApiExample("numbers", value=["FR97 VLT1 0123 4567 8901", "fr97vlt1012345678901"])
         ],
     )
+    @reads_from_replica
     def post(self, request):
         purpose = _purpose(request)
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
         peer = isinstance(request.user, PeerPrincipal)
         window = None if peer else ratelimit.charge_issuer(request.user, plan_numbers=len(asked))
+        if not peer:
+            metrics.observe_plan(str(request.user.issuer.pk), len(asked))
         document = None if peer else members.current()
         if document is not None:
             local, shares = federated.split(asked, document)

@@ -22,6 +22,7 @@ from directory.models import Checkpoint
 from directory.transparency import records as rec
 from registry.api.throttles import AddressRateThrottle
 from registry.errors import ErrorCode, InvalidInput
+from registry.routers import reads_from_replica
 
 _KEY = re.compile(
     r"vault:[A-Z]{2}[0-9]{2}[A-Z][A-Z0-9]{3}[0-9]{12}"
@@ -84,6 +85,7 @@ class StateProofsApi(APIView):
         },
         examples=[OpenApiExample("keys", value={"size": 42, "keys": ["vault:FR97VLT1..."]})],
     )
+    @reads_from_replica
     def post(self, request):
         size, keys, with_providers = _request(request.body)
         checkpoint = Checkpoint.objects.filter(size=size).first()

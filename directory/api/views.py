@@ -10,11 +10,12 @@ from directory import history, proven, receipts
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
 from directory.federation import forwarding, members, signatures
-from registry import ratelimit, usage
+from registry import metrics, ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
 from registry.federation import parse_number
 from registry.numbers import format_display
+from registry.routers import reads_from_replica
 
 # Answers that say something about the number asked: counted in the issuer's usage.
 _COUNTED = frozenset({200, 404, 410})
@@ -76,6 +77,8 @@ class VaultLookupApi(APIView):
         issuer = getattr(getattr(request, "user", None), "issuer", None)
         if response.status_code in _COUNTED and issuer is not None:
             usage.record(issuer.pk, "", numbers=1, unknown=int(response.status_code == 404))
+        if issuer is not None:
+            metrics.count_lookup(str(issuer.pk), response.status_code)
         return response
 
     @extend_schema(
@@ -109,6 +112,7 @@ class VaultLookupApi(APIView):
             504: OpenApiResponse(description="The home registry is too slow (registry_timeout)"),
         },
     )
+    @reads_from_replica
     @receipts.signed_lookup  # every answer, refusals included, carries a signed receipt
     def get(self, request, number):
         parsed = parse_number(number)
