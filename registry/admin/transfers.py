@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import Q
 
 from registry import numbers
 from registry.admin.actions import ReadOnlyAdmin
@@ -26,7 +27,7 @@ class TransferAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["state"]
     list_select_related = ["losing_provider", "gaining_provider"]
-    search_fields = ["vault__number", "consent_reference"]
+    search_fields = ["vault__number", "consent_reference"]  # see get_search_results
     show_full_result_count = False
     exclude = ["code"]
     actions = ["server_cancel", "server_approve"]
@@ -36,10 +37,14 @@ class TransferAdmin(ReadOnlyAdmin):
         return numbers.format_display(transfer.vault_id)
 
     def get_search_results(self, request, queryset, search_term):
+        """A vault number in any input form (its prefix), or a consent reference."""
         term = numbers.compact(search_term)
-        if term:
-            return queryset.filter(vault_id__startswith=term), False
-        return super().get_search_results(request, queryset, search_term)
+        if not term:
+            return queryset, False
+        # ``vault__number`` is the foreign key's own column: no join. (``vault_id__startswith``
+        # is no lookup Django knows: every search answered 500.)
+        matches = Q(vault__number__startswith=term) | Q(consent_reference=search_term.strip())
+        return queryset.filter(matches), False
 
     @admin.action(description="Cancel selected pending transfers (server_cancelled, with reason)")
     def server_cancel(self, request, queryset):
