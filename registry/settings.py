@@ -154,6 +154,11 @@ VAULT_WITNESS_TIMEOUT = env_int("VAULT_WITNESS_TIMEOUT", 5)
 # Lifetime of a signed receipt, in seconds.
 VAULT_RECEIPT_TTL = env_int("VAULT_RECEIPT_TTL", 600)
 
+# --- The admin -----------------------------------------------------------------------------------
+# Most records one admin action changes (a "select all" over a filtered list); above it the admin
+# is asked to narrow the list. Vault batches are also capped by the service (10,000).
+VAULT_ADMIN_BULK_MAX = env_int("VAULT_ADMIN_BULK_MAX", 10_000)
+
 # --- Operations ---------------------------------------------------------------------------------
 # Retry-After (seconds) of /readyz's 503.
 VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)

@@ -4,17 +4,52 @@ confirmation before calling a service for each record selected."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.db import models
 from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
 
 from registry.errors import DomainError
-from registry.services.common import Actor
+
+SAMPLE = 20  # records named on a confirmation page; the others are counted
 
 
-class ReasonForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), max_length=2000)
+class ConfirmForm(forms.Form):
+    """The second step of every destructive or mass-impact action: a reason, and the number of
+    records the admin saw, so a selection that changed in between is shown again."""
+
+    reason = forms.CharField(
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=2000,
+        help_text=_("Kept in the audit trail with your name."),
+    )
+    expected = forms.IntegerField(widget=forms.HiddenInput, min_value=0)
+
+
+def confirmed_action(*, description, title, impact=None):
+    """An admin action that runs only after a page stating what it will do, and a reason.
+
+    ``impact(queryset)`` returns the lines of that statement (how many vaults become
+    undeliverable…); the decorated ``apply(modeladmin, request, queryset, reason)`` runs on
+    confirmation. The page posts back the changelist's query (its URL keeps the filters and
+    search, and ``select_across`` says "every record of the query"), never one field per
+    record: "select all 10,000" stays a small request.
+    """
+
+    def decorate(apply):
+        def action(modeladmin, request, queryset):
+            return modeladmin.confirm(
+                request, queryset, apply=apply, name=apply.__name__, title=title, impact=impact
+            )
+
+        action.__name__ = apply.__name__
+        action.__doc__ = apply.__doc__
+        return admin.action(description=description)(action)
+
+    return decorate
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -55,7 +90,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         title: str,
         action: str,
         template: str = "admin/registry/action_form.html",
+        **context,
     ):
+        count = queryset.count()
+        sample = list(queryset[:SAMPLE])
         return TemplateResponse(
             request,
             template,
@@ -63,35 +101,70 @@ class ReadOnlyAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "title": title,
                 "form": form,
-                "queryset": queryset,
+                "count": count,
+                "sample": sample,
+                "more": count - len(sample),
                 "action": action,
                 "opts": self.model._meta,
                 "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                # What the changelist posted: its own page of ids (at most list_per_page, or
+                # list_max_show_all) and whether "select all" covers the whole query.
+                "selected": request.POST.getlist(helpers.ACTION_CHECKBOX_NAME),
+                "select_across": request.POST.get("select_across", "0"),
+                **context,
             },
         )
 
-    def _with_reason(
-        self, request, queryset, service, *, action: str, title: str, success: str, **arguments
-    ):
-        """An action that first asks for a reason, then calls ``service`` for each record
-        selected: ``service(actor=…, <model name>=record, reason=…, **arguments)``."""
-        if "apply" in request.POST:
-            form = ReasonForm(request.POST)
-            if form.is_valid():
-                actor = Actor.for_user(request.user)
-                field = self.model._meta.model_name
-                self._run(
-                    request,
-                    queryset,
-                    lambda obj: service(
-                        actor=actor,
-                        **{field: obj},
-                        reason=form.cleaned_data["reason"],
-                        **arguments,
-                    ),
-                    success,
+    def confirm(self, request, queryset, *, apply, name: str, title, impact):
+        """The confirmation page of ``confirmed_action``, and the action once confirmed."""
+        count = queryset.count()
+        if count > settings.VAULT_ADMIN_BULK_MAX:
+            self.message_user(
+                request,
+                _(
+                    "%(count)s records selected; one action handles at most %(max)s. "
+                    "Narrow the list with its filters or search."
                 )
-                return None
+                % {"count": count, "max": settings.VAULT_ADMIN_BULK_MAX},
+                messages.ERROR,
+            )
+            return None
+        if "apply" in request.POST:
+            form = ConfirmForm(request.POST)
+            if form.is_valid():
+                if form.cleaned_data["expected"] == count:
+                    apply(self, request, queryset, form.cleaned_data["reason"].strip())
+                    return None
+                data = request.POST.copy()
+                data["expected"] = str(count)
+                form = ConfirmForm(data)
+                form.is_valid()
+                form.add_error(
+                    None,
+                    _(
+                        "The selection changed since this page was shown: %(count)s records "
+                        "now. Check what the action will do and confirm again."
+                    )
+                    % {"count": count},
+                )
         else:
-            form = ReasonForm()
-        return self._form_page(request, queryset, form, title=title, action=action)
+            form = ConfirmForm(initial={"expected": count})
+        return self._form_page(
+            request,
+            queryset,
+            form,
+            title=title,
+            action=name,
+            impact=impact(queryset) if impact else [],
+            confirm=True,
+        )
+
+    def report(self, request, outcome, success) -> None:
+        """Say what a batch service did: how many changed, and why the others did not."""
+        if outcome.changed:
+            self.message_user(request, f"{success}: {outcome.changed}.", messages.SUCCESS)
+        if outcome.refused:
+            refused = ", ".join(f"{code}: {n}" for code, n in sorted(outcome.refused.items()))
+            self.message_user(
+                request, _("Not changed: %(refused)s.") % {"refused": refused}, messages.WARNING
+            )

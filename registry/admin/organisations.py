@@ -5,9 +5,14 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.template.response import TemplateResponse
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from registry.admin.actions import ReadOnlyAdmin
+from registry import selectors
+from registry.admin import token_pages
+from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
 from registry.errors import DomainError
 from registry.models import (
@@ -31,13 +36,44 @@ class TokenForm(forms.Form):
         )
 
 
-def _status_action(status: str, verb: str):
-    def action(modeladmin, request, queryset):
-        return modeladmin.change_status(request, queryset, status, verb, action.__name__)
+def _status_action(status: str, verb: str, description: str):
+    """The action that moves the selected organisations to ``status``, after a confirmation
+    page that says how many vaults stop (or start) being deliverable."""
 
-    action.__name__ = f"make_{status}"
-    action.short_description = f"{verb.capitalize()} selected (asks for a reason)"
-    return action
+    def impact(queryset) -> list[str]:
+        lines = [
+            ngettext(
+                "%(count)s organisation moves to %(status)s.",
+                "%(count)s organisations move to %(status)s.",
+                n := queryset.count(),
+            )
+            % {"count": n, "status": status}
+        ]
+        if queryset.model is Provider and status != OrganisationStatus.ACTIVE:
+            lost = selectors.undeliverable_if_providers_stop(queryset)
+            lines.append(
+                ngettext(
+                    "%(count)s vault deliverable now becomes undeliverable.",
+                    "%(count)s vaults deliverable now become undeliverable.",
+                    lost,
+                )
+                % {"count": lost}
+            )
+        return lines
+
+    def apply(modeladmin, request, queryset, reason):
+        actor = Actor.for_user(request.user)
+        service = type(modeladmin).set_status
+        field = modeladmin.model._meta.model_name
+        modeladmin._run(
+            request,
+            queryset,
+            lambda org: service(actor=actor, **{field: org}, status=status, reason=reason),
+            _("Status set to %(status)s") % {"status": status},
+        )
+
+    apply.__name__ = f"make_{status}"
+    return confirmed_action(description=description, title=verb, impact=impact)(apply)
 
 
 class StatusChangeInline(admin.TabularInline):
@@ -66,31 +102,34 @@ class OrganisationAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["legal_name", "legal_id"]
     actions = [
-        _status_action(OrganisationStatus.ACTIVE, "approve / reinstate"),
-        _status_action(OrganisationStatus.REJECTED, "reject"),
-        _status_action(OrganisationStatus.SUSPENDED, "suspend"),
-        _status_action(OrganisationStatus.WITHDRAWN, "withdraw"),
+        _status_action(
+            OrganisationStatus.ACTIVE,
+            _("Approve or reinstate"),
+            _("Approve / reinstate selected (asks for a reason)"),
+        ),
+        _status_action(
+            OrganisationStatus.REJECTED, _("Reject"), _("Reject selected (asks for a reason)")
+        ),
+        _status_action(
+            OrganisationStatus.SUSPENDED, _("Suspend"), _("Suspend selected (asks for a reason)")
+        ),
+        _status_action(
+            OrganisationStatus.WITHDRAWN,
+            _("Withdraw for good"),
+            _("Withdraw selected, for good (asks for a reason)"),
+        ),
         "create_token",
     ]
     set_status = None  # the service, set by subclasses
 
-    def change_status(self, request, queryset, status, verb, action):
-        return self._with_reason(
-            request,
-            queryset,
-            type(self).set_status,
-            action=action,
-            title=f"{verb.capitalize()}: give a reason",
-            success=f"Status set to {status}",
-            status=status,
-        )
-
-    @admin.action(description="Create an API token (shown once)")
+    @admin.action(description=_("Create an API token (shown once)"))
     def create_token(self, request, queryset):
+        """Create the tokens, then redirect (POST/redirect/GET) to a page that shows them once:
+        reloading that page never creates another token."""
         if "apply" in request.POST:
             form = TokenForm(request.POST)
             if form.is_valid():
-                created, refused = [], []
+                created = []
                 for owner in queryset:
                     try:
                         token, value = tokens.token_create(
@@ -100,29 +139,17 @@ class OrganisationAdmin(ReadOnlyAdmin):
                             expires_in_days=form.cleaned_data["expires_in_days"],
                         )
                     except DomainError as exc:
-                        refused.append(f"{owner}: {exc.detail}")
+                        self.message_user(request, f"{owner}: {exc.detail}", messages.ERROR)
                     else:
                         created.append((owner, token, value))
-                for message in refused:
-                    self.message_user(request, message, messages.ERROR)
                 if not created:
                     return None
-                response = TemplateResponse(
-                    request,
-                    "admin/registry/token_created.html",
-                    {
-                        **self.admin_site.each_context(request),
-                        "title": "Token created",
-                        "created": created,
-                        "opts": self.model._meta,
-                    },
-                )
-                response["Cache-Control"] = "no-store"
-                return response
+                key = token_pages.keep(request, created)
+                return HttpResponseRedirect(reverse("admin:registry_apitoken_created", args=[key]))
         else:
             form = TokenForm()
         return self._form_page(
-            request, queryset, form, title="Create an API token", action="create_token"
+            request, queryset, form, title=_("Create an API token"), action="create_token"
         )
 
 

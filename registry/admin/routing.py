@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from registry.admin.actions import ReadOnlyAdmin
+from registry import selectors
+from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
 from registry.models import Certificate, Endpoint
 from registry.services import routing
@@ -26,14 +29,20 @@ class EndpointAdmin(ReadOnlyAdmin):
     search_fields = ["url", "provider__legal_name"]
     actions = ["deactivate"]
 
-    @admin.action(description="Deactivate selected endpoints")
-    def deactivate(self, request, queryset):
+    @confirmed_action(
+        description=_("Deactivate selected endpoints (asks for a reason)"),
+        title=_("Deactivate endpoints"),
+        impact=lambda endpoints: [
+            _undeliverable(selectors.undeliverable_if_endpoints_go(endpoints), _("endpoint"))
+        ],
+    )
+    def deactivate(self, request, queryset, reason):
         actor = Actor.for_user(request.user)
         self._run(
             request,
             queryset,
-            lambda endpoint: routing.endpoint_deactivate(actor=actor, endpoint=endpoint),
-            "Deactivated",
+            lambda e: routing.endpoint_deactivate(actor=actor, endpoint=e, reason=reason),
+            _("Deactivated"),
         )
 
 
@@ -53,12 +62,31 @@ class CertificateAdmin(ReadOnlyAdmin):
     search_fields = ["fingerprint_sha256", "subject", "provider__legal_name"]
     actions = ["retire"]
 
-    @admin.action(description="Retire selected certificates")
-    def retire(self, request, queryset):
+    @confirmed_action(
+        description=_("Retire selected certificates (asks for a reason)"),
+        title=_("Retire certificates"),
+        impact=lambda certificates: [
+            _undeliverable(
+                selectors.undeliverable_if_certificates_go(certificates),
+                _("valid encryption certificate"),
+            )
+        ],
+    )
+    def retire(self, request, queryset, reason):
         actor = Actor.for_user(request.user)
         self._run(
             request,
             queryset,
-            lambda cert: routing.certificate_retire(actor=actor, certificate=cert),
-            "Retired",
+            lambda c: routing.certificate_retire(actor=actor, certificate=c, reason=reason),
+            _("Retired"),
         )
+
+
+def _undeliverable(count: int, what) -> str:
+    return ngettext(
+        "%(count)s vault deliverable now becomes undeliverable (its provider has no other "
+        "%(what)s).",
+        "%(count)s vaults deliverable now become undeliverable (their provider has no other "
+        "%(what)s).",
+        count,
+    ) % {"count": count, "what": what}

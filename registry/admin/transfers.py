@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from registry import numbers
-from registry.admin.actions import ReadOnlyAdmin
+from registry import numbers, selectors
+from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
 from registry.models import Transfer, TransferCode
 from registry.services import transfers
+from registry.services.common import Actor
 
 
 @admin.register(Transfer, site=admin_site)
@@ -46,27 +49,54 @@ class TransferAdmin(ReadOnlyAdmin):
         matches = Q(vault__number__startswith=term) | Q(consent_reference=search_term.strip())
         return queryset.filter(matches), False
 
-    @admin.action(description="Cancel selected pending transfers (server_cancelled, with reason)")
-    def server_cancel(self, request, queryset):
-        return self._with_reason(
+    @confirmed_action(
+        description=_("Cancel selected pending transfers (server_cancelled, asks for a reason)"),
+        title=_("Cancel transfers"),
+        impact=lambda transfers: [_ending(transfers, _("stay with their current provider"))],
+    )
+    def server_cancel(self, request, queryset, reason):
+        actor = Actor.for_user(request.user)
+        self._run(
             request,
             queryset,
-            transfers.transfer_server_cancel,
-            action="server_cancel",
-            title="Cancel the transfer: give a reason",
-            success="Cancelled",
+            lambda t: transfers.transfer_server_cancel(actor=actor, transfer=t, reason=reason),
+            _("Cancelled"),
         )
 
-    @admin.action(description="Approve selected pending transfers now (server_approved, reason)")
-    def server_approve(self, request, queryset):
-        return self._with_reason(
+    @confirmed_action(
+        description=_(
+            "Approve selected pending transfers now (server_approved, asks for a reason)"
+        ),
+        title=_("Approve transfers now"),
+        impact=lambda transfers: [
+            _ending(transfers, _("route to the gaining provider from now on")),
+            ngettext(
+                "%(count)s vault deliverable now becomes undeliverable (its gaining provider "
+                "cannot receive documents).",
+                "%(count)s vaults deliverable now become undeliverable (their gaining provider "
+                "cannot receive documents).",
+                n := selectors.undeliverable_if_approved(transfers),
+            )
+            % {"count": n},
+        ],
+    )
+    def server_approve(self, request, queryset, reason):
+        actor = Actor.for_user(request.user)
+        self._run(
             request,
             queryset,
-            transfers.transfer_server_approve,
-            action="server_approve",
-            title="Approve the transfer now: give a reason",
-            success="Approved",
+            lambda t: transfers.transfer_server_approve(actor=actor, transfer=t, reason=reason),
+            _("Approved"),
         )
+
+
+def _ending(queryset, outcome) -> str:
+    count = queryset.order_by().pending().count()
+    return ngettext(
+        "%(count)s pending transfer ends; its vault will %(outcome)s.",
+        "%(count)s pending transfers end; their vaults will %(outcome)s.",
+        count,
+    ) % {"count": count, "outcome": outcome}
 
 
 @admin.register(TransferCode, site=admin_site)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from registry import numbers
-from registry.admin.actions import ReadOnlyAdmin
+from registry import numbers, selectors
+from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
 from registry.models import Vault
-from registry.services import transfers, vaults
+from registry.services import vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 
@@ -47,46 +49,89 @@ class VaultAdmin(ReadOnlyAdmin):
             return queryset.filter(number__startswith=term), False
         return queryset, False
 
-    @admin.action(description="Put selected vaults on server hold (registry stops delivery)")
-    def server_hold(self, request, queryset):
-        actor = Actor.for_user(request.user)
-        self._run(
-            request,
-            queryset,
-            lambda v: vaults.vault_hold(actor=actor, vault=v, kind=HoldKind.SERVER),
-            "Held",
+    @confirmed_action(
+        description=_("Put on server hold: the registry stops delivery (asks for a reason)"),
+        title=_("Put vaults on server hold"),
+        impact=lambda vaults: [_undeliverable(selectors.undeliverable_if_held(vaults))],
+    )
+    def server_hold(self, request, queryset, reason):
+        outcome = vaults.vault_hold_many(
+            actor=Actor.for_user(request.user), vaults=queryset, kind=HoldKind.SERVER, reason=reason
         )
+        self.report(request, outcome, _("Held"))
 
-    @admin.action(description="Release the server hold of selected vaults")
-    def release_server_hold(self, request, queryset):
-        actor = Actor.for_user(request.user)
-        self._run(
-            request,
-            queryset,
-            lambda v: vaults.vault_release(actor=actor, vault=v, kind=HoldKind.SERVER),
-            "Released",
+    @confirmed_action(
+        description=_("Release the server hold (asks for a reason)"),
+        title=_("Release the server hold"),
+        impact=lambda vaults: [_deliverable_again(selectors.deliverable_if_released(vaults))],
+    )
+    def release_server_hold(self, request, queryset, reason):
+        outcome = vaults.vault_release_many(
+            actor=Actor.for_user(request.user), vaults=queryset, kind=HoldKind.SERVER, reason=reason
         )
+        self.report(request, outcome, _("Released"))
 
-    @admin.action(description="Close selected vaults (tombstone, never reallocated)")
-    def close(self, request, queryset):
-        actor = Actor.for_user(request.user)
-        self._run(request, queryset, lambda v: vaults.vault_close(actor=actor, vault=v), "Closed")
-
-    def _registry_lock(self, request, queryset, *, locked: bool, action: str):
-        return self._with_reason(
-            request,
-            queryset,
-            transfers.vault_set_registry_lock,
-            action=action,
-            title=("Set" if locked else "Clear") + " registry_lock: give a reason",
-            success="registry_lock " + ("set" if locked else "cleared"),
-            locked=locked,
+    @confirmed_action(
+        description=_("Close: tombstone, never reallocated, irreversible (asks for a reason)"),
+        title=_("Close vaults for good"),
+        impact=lambda vaults: [
+            _undeliverable(selectors.undeliverable_if_held(vaults)),
+            _("Closing cannot be undone: the numbers answer 410 Gone and are never reused."),
+            _pending(vaults),
+        ],
+    )
+    def close(self, request, queryset, reason):
+        outcome = vaults.vault_close_many(
+            actor=Actor.for_user(request.user), vaults=queryset, reason=reason
         )
+        self.report(request, outcome, _("Closed"))
 
-    @admin.action(description="Set registry_lock (blocks transfers; cancels a pending one)")
-    def set_registry_lock(self, request, queryset):
-        return self._registry_lock(request, queryset, locked=True, action="set_registry_lock")
+    @confirmed_action(
+        description=_("Set registry_lock: blocks transfers, updates, closure (asks for a reason)"),
+        title=_("Set registry_lock"),
+        impact=lambda vaults: [
+            _("Delivery is not affected; transfers, holds and closure by providers are blocked."),
+            _pending(vaults),
+        ],
+    )
+    def set_registry_lock(self, request, queryset, reason):
+        outcome = vaults.vault_set_registry_lock_many(
+            actor=Actor.for_user(request.user), vaults=queryset, locked=True, reason=reason
+        )
+        self.report(request, outcome, _("registry_lock set"))
 
-    @admin.action(description="Clear registry_lock (asks for a reason)")
-    def clear_registry_lock(self, request, queryset):
-        return self._registry_lock(request, queryset, locked=False, action="clear_registry_lock")
+    @confirmed_action(
+        description=_("Clear registry_lock (asks for a reason)"),
+        title=_("Clear registry_lock"),
+        impact=lambda vaults: [_("Providers may again move, hold and close these vaults.")],
+    )
+    def clear_registry_lock(self, request, queryset, reason):
+        outcome = vaults.vault_set_registry_lock_many(
+            actor=Actor.for_user(request.user), vaults=queryset, locked=False, reason=reason
+        )
+        self.report(request, outcome, _("registry_lock cleared"))
+
+
+def _undeliverable(count: int) -> str:
+    return ngettext(
+        "%(count)s vault deliverable now becomes undeliverable.",
+        "%(count)s vaults deliverable now become undeliverable.",
+        count,
+    ) % {"count": count}
+
+
+def _deliverable_again(count: int) -> str:
+    return ngettext(
+        "%(count)s vault becomes deliverable again.",
+        "%(count)s vaults become deliverable again.",
+        count,
+    ) % {"count": count}
+
+
+def _pending(vaults) -> str:
+    count = vaults.order_by().filter(pending_transfer=True).count()
+    return ngettext(
+        "%(count)s pending transfer ends server_cancelled.",
+        "%(count)s pending transfers end server_cancelled.",
+        count,
+    ) % {"count": count}
