@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
@@ -16,6 +17,7 @@ from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
 from registry.errors import DomainError
 from registry.models import (
+    AuditEvent,
     Issuer,
     IssuerStatusChange,
     OrganisationStatus,
@@ -153,10 +155,39 @@ class OrganisationAdmin(ReadOnlyAdmin):
         )
 
 
+def _link(name: str, query: str, label, count: int | None = None) -> str:
+    url = reverse(f"admin:registry_{name}_changelist")
+    if count is None:
+        return format_html('<a href="{}?{}">{}</a>', url, query, label)
+    return format_html('<a href="{}?{}">{} ({})</a>', url, query, label, count)
+
+
 @admin.register(Provider, site=admin_site)
 class ProviderAdmin(OrganisationAdmin):
     inlines = [ProviderStatusChangeInline]
     set_status = staticmethod(organisations.provider_set_status)
+    readonly_fields = ["records"]
+
+    @admin.display(description=_("Its records"))
+    def records(self, provider: Provider) -> str:
+        """Links to the provider's vaults, endpoints, certificates, tokens and audit events."""
+        mine = f"provider__id__exact={provider.pk}"
+        links = [
+            _link("vault", mine, _("vaults"), provider.vaults.count()),
+            _link("endpoint", mine, _("endpoints"), provider.endpoints.count()),
+            _link("certificate", mine, _("certificates"), provider.certificates.count()),
+            _link("apitoken", mine, _("API tokens"), provider.tokens.count()),
+            _link(
+                "auditevent",
+                f"target_type=provider&target_id={provider.pk}",
+                _("audit events"),
+                AuditEvent.objects.filter(target_type="provider", target_id=str(provider.pk))
+                .order_by()
+                .count(),
+            ),
+            _link("logentry", f"q={provider.pk}", _("log entries naming it")),
+        ]
+        return format_html_join(" · ", "{}", ((link,) for link in links))
 
 
 @admin.register(Issuer, site=admin_site)

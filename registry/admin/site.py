@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
@@ -69,9 +73,27 @@ class AdminLoginForm(OTPAdminAuthenticationForm):
 
 class RegistryAdminSite(OTPAdminSite):
     login_form = AdminLoginForm
-    site_header = "Vault Registry: federation administration"
-    site_title = "Vault Registry admin"
-    index_title = "Federation"
+    site_header = _("Vault Registry: federation administration")
+    site_title = _("Vault Registry admin")
+    index_title = _("Federation")
+    index_template = "admin/registry/index.html"
+
+    def index(self, request, extra_context=None):
+        """The start page: the work waiting, with links to the lists that hold it."""
+        from directory import checkpoints
+        from registry import selectors
+
+        checkpoint = checkpoints.serving()
+        context = {
+            "queue": selectors.work_queue(),
+            "checkpoint": checkpoint,
+            "checkpoint_age": timezone.now() - checkpoint.created_at if checkpoint else None,
+            "witnesses": settings.VAULT_WITNESSES,
+            "quorum": settings.VAULT_WITNESS_QUORUM,
+            "soon": (timezone.now() + timedelta(days=30)).strftime("%Y-%m-%d"),
+            **(extra_context or {}),
+        }
+        return super().index(request, context)
 
 
 class AuditedAdmin(admin.ModelAdmin):

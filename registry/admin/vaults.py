@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from directory import history as directory_history
+from directory import proven
 from registry import numbers, selectors
 from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
+from registry.errors import DomainError
 from registry.models import Vault
 from registry.services import vaults
 from registry.services.common import Actor
@@ -30,6 +35,7 @@ class VaultAdmin(ReadOnlyAdmin):
     list_select_related = ["provider"]
     search_fields = ["number"]
     show_full_result_count = False
+    readonly_fields = ["deliverability", "history", "records"]
     actions = [
         "server_hold",
         "release_server_hold",
@@ -41,6 +47,81 @@ class VaultAdmin(ReadOnlyAdmin):
     @admin.display(description="number", ordering="number")
     def display(self, vault: Vault) -> str:
         return numbers.format_display(vault.number)
+
+    @admin.display(description=_("Deliverable now, as proven"))
+    def deliverability(self, vault: Vault) -> str:
+        """What an issuer is told now: the lookup proven from the state map at the checkpoint
+        served (``directory.proven``), with its reasons, not the table's row."""
+        try:
+            answer = proven.lookup(vault.number)
+        except DomainError as exc:
+            return format_html("{} ({})", exc.detail, exc.code)
+        size = answer.checkpoint.size
+        if answer.status == 410:
+            return format_html(
+                '<span class="deliverable-no">{}</span> {}',
+                _("No: closed (410 Gone)."),
+                _("checkpoint of log size %(size)s") % {"size": size},
+            )
+        if answer.status == 404:
+            return _("Not yet in the checkpoint served (log size %(size)s).") % {"size": size}
+        fields = answer.fields
+        if fields["deliverable"]:
+            verdict = format_html('<span class="deliverable-yes">{}</span>', _("Yes"))
+        else:
+            verdict = format_html(
+                '<span class="deliverable-no">{}</span>: {}',
+                _("No"),
+                ", ".join(fields["reasons"]),
+            )
+        return format_html(
+            "{} — {} {} · {}",
+            verdict,
+            _("provider"),
+            fields["provider"]["legal_name"],
+            _("checkpoint of log size %(size)s") % {"size": size},
+        )
+
+    @admin.display(description=_("Log history"))
+    def history(self, vault: Vault) -> str:
+        """Every log entry naming the vault (``directory.history``), oldest first."""
+        rows = format_html_join(
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:registry_logentry_change", args=[item["log_index"]]),
+                    item["log_index"],
+                    item["kind"],
+                    item["at"],
+                    item["provider"] or "",
+                )
+                for item in directory_history.vault_history(vault.number)
+            ),
+        )
+        return format_html(
+            "<table><tr><th>#</th><th>{}</th><th>{}</th><th>{}</th></tr>{}</table>",
+            _("kind"),
+            _("at (UTC, as logged)"),
+            _("provider"),
+            rows,
+        )
+
+    @admin.display(description=_("Its records"))
+    def records(self, vault: Vault) -> str:
+        """Links to the vault's provider, transfers and audit events."""
+        return format_html(
+            '<a href="{}">{}</a> · <a href="{}?q={}">{}</a> · '
+            '<a href="{}?target_type=vault&amp;target_id={}">{}</a>',
+            reverse("admin:registry_provider_change", args=[vault.provider_id]),
+            _("provider"),
+            reverse("admin:registry_transfer_changelist"),
+            vault.number,
+            _("transfers"),
+            reverse("admin:registry_auditevent_changelist"),
+            vault.number,
+            _("audit events"),
+        )
 
     def get_search_results(self, request, queryset, search_term):
         # People paste numbers in display form; search the compact form too.
