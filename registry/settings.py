@@ -190,6 +190,11 @@ VAULT_ENUMERATION_WINDOW_MINUTES = env_int("VAULT_ENUMERATION_WINDOW_MINUTES", 6
 VAULT_ENUMERATION_MIN_NUMBERS = env_int("VAULT_ENUMERATION_MIN_NUMBERS", 1000)
 VAULT_ENUMERATION_UNKNOWN_PERCENT = env_int("VAULT_ENUMERATION_UNKNOWN_PERCENT", 50)
 
+# --- The admin -----------------------------------------------------------------------------------
+# Most records one admin action changes (a "select all" over a filtered list); above it the admin
+# is asked to narrow the list. Vault batches are also capped by the service (10,000).
+VAULT_ADMIN_BULK_MAX = env_int("VAULT_ADMIN_BULK_MAX", 10_000)
+
 # --- Operations ---------------------------------------------------------------------------------
 # A write the database refuses for concurrency (deadlock, serialisation failure) is tried this
 # many times in all, then answered 503 retry_later with Retry-After of this many seconds.
@@ -233,6 +238,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -255,6 +261,9 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "registry.middleware.PeopleTimeZoneMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -338,7 +347,11 @@ AUTH_PASSWORD_VALIDATORS = [
 
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("fr", "Français")]
+# The server's zone: the API, the log and every stored time stay UTC.
 TIME_ZONE = env("TIME_ZONE", "UTC")
+# Times shown to people (the admin; pages outside /api/) are in this zone: transfer deadlines
+# are counted in Paris working days, so they are shown in Paris time too.
+DISPLAY_TIME_ZONE = env("DISPLAY_TIME_ZONE", "Europe/Paris")
 USE_I18N = True
 USE_TZ = True
 
@@ -379,6 +392,28 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Vault Registry")
+# TOTP secrets (keys and QR codes) are never shown in the admin once a device exists.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Sessions (the admin's, the portal's) last 8 hours at most, and end when the browser closes.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+
+# --- Login throttling (django-axes) -----------------------------------------------------------
+# Every login form (the admin's; the portal's as it comes) authenticates through django-axes:
+# after AXES_FAILURE_LIMIT failures for one username from one address, further attempts answer
+# 429 for AXES_COOLOFF_TIME hours, whether the password was right or not. A wrong TOTP code
+# after a right password counts as a failure too (registry.admin.site.AdminLoginForm).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_TIME", 1)  # hours
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# The client's address: REMOTE_ADDR, or behind the TLS proxy the address it saw.
+AXES_CLIENT_IP_CALLABLE = "registry.middleware.client_ip"
+# --- end of login throttling ------------------------------------------------------------------
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -18,6 +18,7 @@ from registry.services.common import (
     lock_active_provider,
     lock_providers,
     provider_record,
+    reason_data,
     record_audit,
     timestamp,
     touch_provider,
@@ -76,8 +77,8 @@ def endpoint_create(
 
 
 @transaction.atomic
-def endpoint_deactivate(*, actor: Actor, endpoint: Endpoint) -> Endpoint:
-    """Stop publishing an endpoint; it stays on record."""
+def endpoint_deactivate(*, actor: Actor, endpoint: Endpoint, reason: str = "") -> Endpoint:
+    """Stop publishing an endpoint; it stays on record. The reason, if any, is audited."""
     lock_providers(endpoint.provider_id)  # before the endpoint: the lock order (common.py)
     endpoint = Endpoint.objects.select_for_update(no_key=True).get(pk=endpoint.pk)
     if endpoint.deactivated_at is not None:
@@ -98,7 +99,9 @@ def endpoint_deactivate(*, actor: Actor, endpoint: Endpoint) -> Endpoint:
         records=[provider_record(endpoint.provider_id)],
     )
     touch_provider(endpoint.provider_id, entry.sequence)
-    record_audit(actor, "endpoint:deactivated", endpoint, at=now, log_entry=entry)
+    record_audit(
+        actor, "endpoint:deactivated", endpoint, at=now, log_entry=entry, data=reason_data(reason)
+    )
     return endpoint
 
 
@@ -155,8 +158,9 @@ def certificate_upload(
 
 
 @transaction.atomic
-def certificate_retire(*, actor: Actor, certificate: Certificate) -> Certificate:
-    """Withdraw a certificate before it expires (rollover done, or key compromised)."""
+def certificate_retire(*, actor: Actor, certificate: Certificate, reason: str = "") -> Certificate:
+    """Withdraw a certificate before it expires (rollover done, or key compromised). The
+    reason, if any, is audited."""
     lock_providers(certificate.provider_id)  # before the certificate: the lock order
     certificate = Certificate.objects.select_for_update(no_key=True).get(pk=certificate.pk)
     if certificate.retired_at is not None:
@@ -177,5 +181,12 @@ def certificate_retire(*, actor: Actor, certificate: Certificate) -> Certificate
         records=[provider_record(certificate.provider_id)],
     )
     touch_provider(certificate.provider_id, entry.sequence)
-    record_audit(actor, "certificate:retired", certificate, at=now, log_entry=entry)
+    record_audit(
+        actor,
+        "certificate:retired",
+        certificate,
+        at=now,
+        log_entry=entry,
+        data=reason_data(reason),
+    )
     return certificate

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from registry.errors import Conflict, ErrorCode, InvalidInput
 from registry.models import ApiToken, Issuer, Provider, TokenScope
-from registry.services.common import Actor, record_audit
+from registry.services.common import Actor, reason_data, record_audit
 
 TOKEN_PREFIX = "vr_"
 
@@ -70,13 +70,14 @@ def token_create(
 
 
 @transaction.atomic
-def token_revoke(*, actor: Actor, token: ApiToken) -> ApiToken:
-    """Revoke a token at once; it answers 401 token_revoked from now on."""
+def token_revoke(*, actor: Actor, token: ApiToken, reason: str = "") -> ApiToken:
+    """Revoke a token at once; it answers 401 token_revoked from now on. The reason, if any,
+    is audited."""
     token = ApiToken.objects.select_for_update(no_key=True).get(pk=token.pk)
     if token.revoked_at is not None:
         raise Conflict(ErrorCode.TOKEN_ALREADY_REVOKED, "This token is already revoked.")
     now = timezone.now()
     token.revoked_at = now
     token.save(update_fields=["revoked_at"])
-    record_audit(actor, "token:revoked", token, at=now)
+    record_audit(actor, "token:revoked", token, at=now, data=reason_data(reason))
     return token

@@ -120,8 +120,14 @@ def otp_client(client, admin_user):
     return client
 
 
-def run_action(client, model: str, action: str, pks, **form):
-    """Post an admin changelist action for the rows ``pks``, with any extra form fields."""
-    url = f"/admin/registry/{model}/"
+def run_action(client, model: str, action: str, pks, query: str = "", follow=False, **form):
+    """Post an admin changelist action for the rows ``pks``, with any extra form fields.
+
+    A confirmation (``apply``) says how many records the admin was shown (``expected``): by
+    default, as many as were selected.
+    """
+    url = f"/admin/registry/{model}/{query}"
     data = {"action": action, ACTION_CHECKBOX_NAME: [str(pk) for pk in pks], **form}
-    return client.post(url, data)
+    if "apply" in form:
+        data.setdefault("expected", str(len(pks)))
+    return client.post(url, data, follow=follow)

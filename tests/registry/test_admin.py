@@ -84,8 +84,10 @@ def test_an_invalid_transition_is_reported_and_changes_nothing(otp_client):
     assert not changes().exists()
 
 
-def test_create_token_shows_the_value_once_and_it_works(otp_client):
+def test_create_token_redirects_to_a_page_that_shows_the_value_once(otp_client):
+    # given an active provider
     provider = ProviderFactory()
+    # when the admin creates a token
     response = run_action(
         otp_client,
         "provider",
@@ -95,22 +97,44 @@ def test_create_token_shows_the_value_once_and_it_works(otp_client):
         name="ops",
         expires_in_days="30",
     )
-    assert response.status_code == 200
-    assert "no-store" in response["Cache-Control"]
+    # then the POST answers a redirect (POST/redirect/GET) to the page that shows it
+    assert response.status_code == 302
+    page = otp_client.get(response["Location"])
+    assert page.status_code == 200
+    assert "no-store" in page["Cache-Control"]
     token = ApiToken.objects.get(provider=provider)
-    value = response.context["created"][0][2]
+    value = page.context["created"][0]["value"]
     assert value.startswith(token.prefix)
+    html = page.content.decode()
+    assert f'<code class="secret" id="token-1">{value}</code>' in html
+    assert 'data-copy="token-1"' in html  # the copy button
     assert value not in str(ApiToken.objects.filter(pk=token.pk).values().get())
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {value}")
     assert api.get("/api/v1/provider/endpoints").status_code == 200
 
+    # when the page is reloaded
+    again = otp_client.get(response["Location"])
+    # then the value is gone and no second token exists
+    assert again.status_code == 410
+    assert value not in again.content.decode()
+    assert "no-store" in again["Cache-Control"]
+    assert ApiToken.objects.filter(provider=provider).count() == 1
 
-def test_server_hold_action_holds_the_vault(otp_client, vault):
-    run_action(otp_client, "vault", "server_hold", [vault.pk])
+
+def test_server_hold_asks_for_a_reason_then_holds_the_vault(otp_client, vault):
+    page = run_action(otp_client, "vault", "server_hold", [vault.pk])
+    assert page.status_code == 200
+    vault.refresh_from_db()
+    assert vault.server_hold is False
+
+    run_action(otp_client, "vault", "server_hold", [vault.pk], apply="1", reason="court order")
+
     vault.refresh_from_db()
     assert vault.server_hold is True
     assert changes().filter(kind="vault.held").count() == 1
+    event = AuditEvent.objects.get(action="vault:server_hold")
+    assert (event.actor, event.data) == ("user:root", {"reason": "court order"})
 
 
 def test_records_cannot_be_edited_or_deleted_in_the_admin(otp_client, vault, actor):

@@ -112,3 +112,18 @@ def test_messages_and_webhooks_are_listed_without_secrets(otp_client, pending, o
     hook = other_provider.webhooks.get()
     change = otp_client.get(f"/admin/registry/webhook/{hook.pk}/change/").content.decode()
     assert secret not in page.content.decode() and secret not in change
+
+
+def test_transfers_are_searched_by_number_in_any_form_or_consent_reference(otp_client, pending):
+    # given a pending transfer and the number as people paste it
+    display = str(pending.vault)
+    for term in (display, display.lower().replace(" ", "-"), pending.vault_id[:8], "consent-42"):
+        # when the admin searches for it
+        page = otp_client.get("/admin/registry/transfer/", {"q": term})
+        # then the page answers with the transfer
+        assert page.status_code == 200, term
+        assert list(page.context["cl"].result_list) == [pending], term
+    # and a term matching nothing answers an empty list, not an error
+    page = otp_client.get("/admin/registry/transfer/", {"q": "FR00 ZZZZ"})
+    assert page.status_code == 200
+    assert list(page.context["cl"].result_list) == []
