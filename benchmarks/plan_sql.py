@@ -28,8 +28,8 @@ import django  # noqa: E402
 django.setup()
 
 import run_bench  # noqa: E402
-
 from directory.selectors import _rows_sql  # noqa: E402
+
 from registry import numbers  # noqa: E402
 from registry.federation import known_allocators  # noqa: E402
 
