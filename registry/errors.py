@@ -84,6 +84,9 @@ class ErrorCode(StrEnum):
     CREDENTIALS_IN_URL = "credentials_in_url"
     UNRESOLVABLE_HOST = "unresolvable_host"
     ADDRESS_NOT_PUBLIC = "address_not_public"
+    # Portal accounts
+    USERNAME_TAKEN = "username_taken"
+    LAST_ADMINISTRATOR = "last_administrator"
     # Routing plans
     TOO_MANY_NUMBERS = "too_many_numbers"
     PURPOSE_NOT_ALLOWED = "purpose_not_allowed"

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -238,11 +240,14 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     "axes",
+    "csp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "registry",
+    "registry.portal",
     "directory",
     "directory.federation",
 ]
@@ -251,10 +256,12 @@ MIDDLEWARE = [
     # First: its latency and status cover the whole stack (request id, access line, metrics).
     "registry.middleware.RequestObservationMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "registry.api.middleware.ApiBodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "registry.portal.middleware.PeopleTimeZoneMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -262,8 +269,14 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "registry.middleware.PeopleTimeZoneMiddleware",
-    # Last, as django-axes asks: it turns a locked-out login into its 429 answer.
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
     "axes.middleware.AxesMiddleware",
+]
+
+# django-axes counts failed logins first, then Django checks the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "registry.urls"
@@ -279,6 +292,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "registry.portal.context.portal",
             ],
         },
     },
@@ -345,13 +360,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
-LANGUAGE_CODE = "en"
-LANGUAGES = [("en", "English"), ("fr", "Français")]
-# The server's zone: the API, the log and every stored time stay UTC.
+# French first: people whose browser asks for nothing get French; the switch keeps a choice.
+LANGUAGE_CODE = env("LANGUAGE_CODE", "fr")
+LANGUAGES = [("fr", "Français"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env("TIME_ZONE", "UTC")
-# Times shown to people (the admin; pages outside /api/) are in this zone: transfer deadlines
-# are counted in Paris working days, so they are shown in Paris time too.
-DISPLAY_TIME_ZONE = env("DISPLAY_TIME_ZONE", "Europe/Paris")
+# Pages for people (portal, public pages) show times here; the API always answers UTC.
+PEOPLE_TIME_ZONE = env("PEOPLE_TIME_ZONE", "Europe/Paris")
+# Times shown to people (the admin, pages outside /api/): transfer deadlines are counted in
+# Paris working days, so they are shown in Paris time too.
+DISPLAY_TIME_ZONE = PEOPLE_TIME_ZONE
 USE_I18N = True
 USE_TZ = True
 
@@ -391,6 +409,45 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS=true: plain HTTP is redirected (except the health checks a load balancer probes) and
+# browsers are told to use HTTPS only for a year (HSTS).
+HTTPS = env_bool("HTTPS", False)
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
+SECURE_REFERRER_POLICY = "same-origin"
+# A person's session ends after this many seconds without a request (idle timeout).
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True
+LOGIN_URL = "portal:login"
+# Content-Security-Policy on every answer (django-csp): nothing but this site's own files, no
+# inline script or style; the API docs page widens style-src for Swagger UI only.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Failed logins (password or second factor, counted alike): five per user name or per address,
+# then a quarter of an hour's wait (django-axes).
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "portal/locked.html"
+AXES_IPWARE_META_PRECEDENCE_ORDER = (
+    ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+    if env_bool("BEHIND_TLS_PROXY", False)
+    else ("REMOTE_ADDR",)
+)
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Vault Registry")
 # TOTP secrets (keys and QR codes) are never shown in the admin once a device exists.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
@@ -464,3 +521,9 @@ LOGGING = {
         "django.request": {"level": "ERROR"},
     },
 }
+
+# --- Portal -------------------------------------------------------------------------------------
+# A routing plan run from the issuer portal keeps its answer this long for download, then it is
+# deleted (the registry's record keeps only its hashes).
+PORTAL_PLAN_DIR = Path(env("PORTAL_PLAN_DIR", str(VAR_DIR / "portal-plans")))
+PORTAL_PLAN_KEEP_SECONDS = env_int("PORTAL_PLAN_KEEP_SECONDS", 3600)

@@ -16,7 +16,7 @@ from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from registry.services import accounts
+from registry.services import staff
 from registry.services.common import Actor
 
 
@@ -98,22 +98,22 @@ class RegistryAdminSite(OTPAdminSite):
 
 class AuditedAdmin(admin.ModelAdmin):
     """Django's own forms for staff accounts and their devices, every change audited through
-    ``services.accounts`` (the admin's hooks run in the transaction of the change)."""
+    ``services.staff`` (the admin's hooks run in the transaction of the change)."""
 
     def log_addition(self, request, obj, message):
-        accounts.staff_change_audit(
+        staff.staff_change_audit(
             actor=Actor.for_user(request.user), target=obj, change="created", message=message
         )
         return super().log_addition(request, obj, message)
 
     def log_change(self, request, obj, message):
-        accounts.staff_change_audit(
+        staff.staff_change_audit(
             actor=Actor.for_user(request.user), target=obj, change="changed", message=message
         )
         return super().log_change(request, obj, message)
 
     def log_deletions(self, request, queryset):
-        accounts.staff_deletions_audit(actor=Actor.for_user(request.user), targets=queryset)
+        staff.staff_deletions_audit(actor=Actor.for_user(request.user), targets=queryset)
         return super().log_deletions(request, queryset)
 
 

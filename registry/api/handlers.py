@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.shortcuts import render
 from django.views import defaults
 
 from registry.api.errors import problem_response
@@ -46,8 +45,3 @@ def server_error(request):
             instance=request.path,
         )
     return defaults.server_error(request)
-
-
-def home(request):
-    """The public front page: what this is and where to go."""
-    return render(request, "registry/home.html")

@@ -23,6 +23,22 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         }
 
 
+class PeerSignatureScheme(OpenApiAuthenticationExtension):
+    """A member registry's request, signed with RFC 9421 HTTP Message Signatures."""
+
+    target_class = "directory.api.plans.PeerSignatureAuthentication"
+    name = "peerSignature"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Signature",
+            "description": "RFC 9421 signature of a member registry (keys from the federation "
+            "document); Signature-Input names the covered components",
+        }
+
+
 class SchemaApi(SpectacularAPIView):
     """The OpenAPI document (YAML or JSON); its errors are problem+json like the API's.
 

@@ -57,15 +57,33 @@ from registry.models import (
 
 @dataclass(frozen=True, slots=True)
 class Actor:
-    """Who performs a write: an admin user, an API token, or an operator's command."""
+    """Who performs a write: a federation admin, a member organisation's staff (portal), an API
+    token, or an operator's command."""
 
     label: str
     user: AbstractBaseUser | None = None
     token: ApiToken | None = None
+    # The organisation ("provider:<id>" or "issuer:<id>") a portal user acts for: such a person
+    # has exactly the rights of the organisation's API token, never a federation admin's.
+    organisation: str = ""
 
     @classmethod
     def for_user(cls, user: AbstractBaseUser) -> Actor:
+        """A person, by name. Staff of a member organisation act for it (``for_member``)."""
+        membership = getattr(user, "membership", None)
+        if membership is not None:
+            organisation = f"{membership.kind}:{membership.organisation.pk}"
+            return cls(
+                label=f"user:{user.get_username()} {organisation}",
+                user=user,
+                organisation=organisation,
+            )
         return cls(label=f"user:{user.get_username()}", user=user)
+
+    @property
+    def is_federation_admin(self) -> bool:
+        """A registry operator's person (the admin), not a member organisation's staff."""
+        return self.user is not None and not self.organisation
 
     @classmethod
     def for_token(cls, token: ApiToken) -> Actor:
@@ -124,7 +142,7 @@ def lock_open_vault(number: str) -> Vault:
 
 def refuse_registry_lock(vault: Vault, actor: Actor) -> None:
     """``registry_lock`` blocks every change a provider asks for; only federation admins act."""
-    if vault.registry_lock and actor.user is None:
+    if vault.registry_lock and not actor.is_federation_admin:
         raise Conflict(ErrorCode.REGISTRY_LOCKED, "This vault is locked by the registry.")
 
 

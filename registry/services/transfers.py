@@ -772,7 +772,7 @@ def vault_set_registry_lock(
     Setting it cancels the vault's pending transfer (``server_cancelled``). The lock blocks
     transfers, updates and closure until an admin clears it.
     """
-    if actor.user is None:
+    if not actor.is_federation_admin:
         raise Forbidden(
             ErrorCode.PERMISSION_DENIED, "Only federation admins set or clear registry_lock."
         )

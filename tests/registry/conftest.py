@@ -131,3 +131,9 @@ def run_action(client, model: str, action: str, pks, query: str = "", follow=Fal
     if "apply" in form:
         data.setdefault("expected", str(len(pks)))
     return client.post(url, data, follow=follow)
+
+
+@pytest.fixture(autouse=True)
+def _english_admin(settings):
+    """The admin's tests read its English labels (people's default language is French)."""
+    settings.LANGUAGE_CODE = "en"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from io import StringIO
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 from django.core.management import call_command
+from django.test import Client
+from django_otp.oath import TOTP
 from rest_framework.test import APIClient
 
 from registry.models import Issuer, Provider, Vault, VaultStatus
@@ -55,3 +59,19 @@ def test_demo_is_idempotent_and_revokes_the_previous_tokens():
     assert api.get(f"/api/v1/vaults/{vault.number}").json()["code"] == "token_revoked"
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {new}")
     assert api.get(f"/api/v1/vaults/{vault.number}").status_code == 200
+
+
+def test_demo_prints_portal_logins_that_sign_in():
+    output = load()
+    block = output.split("Portal (")[1]
+    for username in ("provider-admin", "issuer-admin"):
+        part = block.split(f"user:      {username}")[1]
+        password = re.search(r"password:\s+(\S+)", part).group(1)
+        uri = re.search(r"TOTP URI:\s+(\S+)", part).group(1)
+        secret = parse_qs(urlparse(uri).query)["secret"][0]
+        key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+        code = f"{TOTP(key).token():06d}"
+        answer = Client().post(
+            "/portal/login/", {"username": username, "password": password, "code": code}
+        )
+        assert answer.status_code == 302 and answer["Location"] == "/portal/"

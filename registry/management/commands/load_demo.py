@@ -26,7 +26,8 @@ from registry.models import (
     Vault,
     VaultStatus,
 )
-from registry.services import organisations, routing, tokens, vaults
+from registry.portal.models import Role
+from registry.services import accounts, organisations, routing, tokens, vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 
@@ -71,7 +72,12 @@ class Command(BaseCommand):
         password, device = self._admin()
         issuer_token = self._token(actor, issuers[0])
         provider_token = self._token(actor, providers[0])
+        members = [
+            self._member("provider-admin", providers[0]),
+            self._member("issuer-admin", issuers[0]),
+        ]
         self._print(base_url, password, device, issuer_token, provider_token, providers[0])
+        self._print_members(base_url, members)
 
     # --- records ----------------------------------------------------------------------------
 
@@ -210,6 +216,38 @@ class Command(BaseCommand):
         if device is None:
             device = TOTPDevice.objects.create(user=user, name="demo", confirmed=True)
         return password, device
+
+    def _member(self, username: str, organisation) -> tuple[str, str, TOTPDevice]:
+        """A portal administrator of ``organisation``, invited by the demo admin the first time
+        (the services' way), with a new password and a confirmed TOTP device on every run."""
+        user_model = get_user_model()
+        password = "-".join(secrets.token_hex(3) for _ in range(4))
+        user = user_model.objects.filter(username=username).first()
+        if user is None:
+            admin = user_model.objects.get(username="admin")
+            _invitation, token = accounts.portal_user_invite(
+                actor=Actor.for_user(admin),
+                organisation=organisation,
+                email=f"{username}@demo.example",
+                role=Role.ADMINISTRATOR,
+            )
+            user = accounts.portal_invitation_accept(
+                token=token, username=username, password=password, full_name="Demo Admin"
+            )
+        user.set_password(password)
+        user.save()
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+        if device is None:
+            device = TOTPDevice.objects.create(user=user, name="portal", confirmed=True)
+        return username, password, device
+
+    def _print_members(self, base_url, members) -> None:
+        w = self.stdout.write
+        w(f"Portal ({base_url}/portal/): user name, password AND a TOTP code from the URI")
+        for username, password, device in members:
+            w(f"  user:      {username}\n  password:  {password}")
+            w(f"  TOTP URI:  {device.config_url}")
+        w("")
 
     def _token(self, actor, owner) -> str:
         # Tokens are shown once: revoke the previous demo token and print a new one.

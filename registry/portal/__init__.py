@@ -1,0 +1,1 @@
+"""The provider and issuer portal: staff accounts of member organisations and their pages."""
