@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -273,12 +272,6 @@ MIDDLEWARE = [
     "axes.middleware.AxesMiddleware",
 ]
 
-# django-axes counts failed logins first, then Django checks the password.
-AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
-
 ROOT_URLCONF = "registry.urls"
 WSGI_APPLICATION = "registry.wsgi.application"
 
@@ -418,8 +411,7 @@ SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 31_536_000) if HTTPS else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("HSTS_INCLUDE_SUBDOMAINS", True)
 SECURE_HSTS_PRELOAD = env_bool("HSTS_PRELOAD", True)
 SECURE_REFERRER_POLICY = "same-origin"
-# A person's session ends after this many seconds without a request (idle timeout).
-SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
+# Each request renews the session (SESSION_COOKIE_AGE, below), so it ends after that long idle.
 SESSION_SAVE_EVERY_REQUEST = True
 LOGIN_URL = "portal:login"
 # Content-Security-Policy on every answer (django-csp): nothing but this site's own files, no
@@ -436,12 +428,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     }
 }
-# Failed logins (password or second factor, counted alike): five per user name or per address,
-# then a quarter of an hour's wait (django-axes).
-AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5)
-AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+# The portal's page for a locked-out login (django-axes; its limits are set below).
 AXES_LOCKOUT_TEMPLATE = "portal/locked.html"
 AXES_IPWARE_META_PRECEDENCE_ORDER = (
     ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
