@@ -67,14 +67,8 @@ def _fetch(version: int):
         for node, _version, digest, leaf_path, leaf_value in _latest_rows(
             table, "node", "hash, leaf_path, leaf_value", ids, version
         ):
-            node = bytes(node)
-            found[node] = statemap.StoredNode(
-                depth=int.from_bytes(node[:2], "big"),
-                prefix=node[2:],
-                hash=bytes(digest),
-                leaf_path=bytes(leaf_path) if leaf_path is not None else None,
-                leaf_value=bytes(leaf_value) if leaf_value is not None else None,
-            )
+            stored = statemap.StoredNode.from_row(node, digest, leaf_path, leaf_value)
+            found[stored.node_id] = stored
         return found
 
     return fetch

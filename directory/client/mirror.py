@@ -247,14 +247,8 @@ class Mirror:
                 chunk,
             ).fetchall()
             for node, digest, leaf_path, leaf_value in rows:
-                node = bytes(node)
-                found[node] = statemap.StoredNode(
-                    depth=int.from_bytes(node[:2], "big"),
-                    prefix=node[2:],
-                    hash=bytes(digest),
-                    leaf_path=bytes(leaf_path) if leaf_path is not None else None,
-                    leaf_value=bytes(leaf_value) if leaf_value is not None else None,
-                )
+                stored = statemap.StoredNode.from_row(node, digest, leaf_path, leaf_value)
+                found[stored.node_id] = stored
         return found
 
     # --- Offline answers --------------------------------------------------------------------

@@ -136,6 +136,18 @@ class StoredNode:
         """Whether this row is a leaf (else an internal node)."""
         return self.leaf_path is not None
 
+    @classmethod
+    def from_row(cls, node, digest, leaf_path=None, leaf_value=None) -> StoredNode:
+        """A node from a stored row (its id, hash, leaf path and value; any bytes-like)."""
+        node = bytes(node)
+        return cls(
+            depth=int.from_bytes(node[:2], "big"),
+            prefix=node[2:],
+            hash=bytes(digest),
+            leaf_path=bytes(leaf_path) if leaf_path is not None else None,
+            leaf_value=bytes(leaf_value) if leaf_value is not None else None,
+        )
+
 
 Fetch = Callable[[list[bytes]], Mapping[bytes, StoredNode]]
 """``fetch(ids)``: the stored nodes among the given node ids (a missing id is an EMPTY subtree)."""
