@@ -19,10 +19,10 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from http_message_signatures import (
@@ -67,15 +67,32 @@ def sign_request(
             ErrorCode.NO_FEDERATION, "This registry is not in a federation document.", status=503
         )
     key = keys.signing_key(keys.Purpose.PEER)
+    return sign_as(me.name, key.private, method, url, headers, body, issuer)
+
+
+def sign_as(
+    name: str,
+    private_key: Ed25519PrivateKey,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    issuer: str,
+    *,
+    created: datetime | None = None,
+) -> dict[str, str]:
+    """The signed headers of a request by member ``name`` with its peer key (``created``: now
+    unless given; the tests sign stale requests with it)."""
     message = _Message(method, url, CaseInsensitiveDict({**headers, ISSUER_HEADER: issuer}))
     signer = HTTPMessageSigner(
         signature_algorithm=algorithms.ED25519,
-        key_resolver=MappingKeyResolver(public_keys={}, private_keys={me.name: key.private}),
+        key_resolver=MappingKeyResolver(public_keys={}, private_keys={name: private_key}),
     )
     covered = COVERED if body is None else (*COVERED, "content-digest")
     signer.sign(
         message,
-        key_id=me.name,
+        key_id=name,
+        created=created,
         nonce=secrets.token_urlsafe(18),
         label="vault",
         covered_component_ids=covered,

@@ -103,3 +103,29 @@ def sign(federation_key):
 def federation(db, pin, document, sign):
     """The document (serial 1) installed: this registry knows its peer."""
     return federation_document_install(actor=Actor.system("tests"), signed=sign(document()))
+
+
+@pytest.fixture(scope="module")
+def real_federation(django_db_setup, tmp_path_factory):
+    """Three registries as real gunicorn processes, set up as ``make federation`` does
+    (``deploy/federation.py``): own databases (on PostgreSQL three databases named after the
+    test database, dropped after; else SQLite files in a temporary directory), own keys, a
+    signed bootstrap and a small demo in each, on free ports. Every process is stopped after
+    the module, also when a test or the setup fails."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    from deploy.federation import LocalFederation
+
+    urls = None
+    if connection.vendor == "postgresql":
+        db = connection.settings_dict
+        credentials = quote(db["USER"] or "postgres") + (
+            f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
+        )
+        server = f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}"
+        urls = [f"{server}/{db['NAME']}_fed_{letter}" for letter in "abc"]
+    base = tmp_path_factory.mktemp("federation")
+    with LocalFederation(base, database_urls=urls, workers=1, vaults=60, drop=True) as federation:
+        yield federation
