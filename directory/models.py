@@ -30,6 +30,12 @@ class RoutingPlan(models.Model):
     request_sha256 = models.CharField(max_length=64)
     answer_sha256 = models.CharField(max_length=64)
     log_size = models.BigIntegerField(help_text="Size of the log when the plan was resolved")
+    registries = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="A federated plan's parts: per registry, the count sent and the SHA-256 of "
+        "its answer, or why it gave none (empty: resolved here alone)",
+    )
 
     class Meta:
         ordering = ["-created_at"]

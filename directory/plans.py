@@ -212,17 +212,43 @@ def routing_plan_record(
     request_body: bytes,
     answer: bytes,
 ) -> RoutingPlan:
-    """Keep the plan's proof record: counts and hashes, never the numbers themselves.
+    """Keep the plan's proof record: counts and hashes, never the numbers themselves."""
+    return plan_record(
+        plan_id=plan.id,
+        created_at=plan.created_at,
+        issuer=issuer,
+        token=token,
+        purpose=purpose,
+        summary=plan.summary,
+        request_sha256=hashlib.sha256(request_body).hexdigest(),
+        answer_sha256=hashlib.sha256(answer).hexdigest(),
+        log_size=plan.checkpoint.size if plan.checkpoint else 0,
+    )
+
+
+def plan_record(
+    *,
+    plan_id: uuid.UUID,
+    created_at: datetime,
+    issuer: Issuer,
+    token: ApiToken | None,
+    purpose: str,
+    summary: dict[str, Any],
+    request_sha256: str,
+    answer_sha256: str,
+    log_size: int,
+    registries: list[dict[str, Any]] | None = None,
+) -> RoutingPlan:
+    """The record of a plan answered, local or federated (``registries``: who answered what).
 
     One INSERT, atomic on its own; the plan changes nothing else, so there is no transaction
     to share.
     """
-    summary = plan.summary
     return RoutingPlan.objects.create(
-        id=plan.id,
+        id=plan_id,
         issuer=issuer,
         token=token,
-        created_at=plan.created_at,
+        created_at=created_at,
         purpose=purpose,
         asked=summary["asked"],
         distinct=summary["distinct"],
@@ -230,7 +256,8 @@ def routing_plan_record(
         unroutable=summary["unroutable"],
         unroutable_by_reason=summary["unroutable_by_reason"],
         providers=summary["providers"],
-        request_sha256=hashlib.sha256(request_body).hexdigest(),
-        answer_sha256=hashlib.sha256(answer).hexdigest(),
-        log_size=plan.checkpoint.size if plan.checkpoint else 0,
+        request_sha256=request_sha256,
+        answer_sha256=answer_sha256,
+        log_size=log_size,
+        registries=registries or [],
     )

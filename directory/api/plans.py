@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import threading
+import uuid
 
 import orjson
 from django.conf import settings
 from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.authentication import BaseAuthentication
@@ -16,10 +17,10 @@ from rest_framework.views import APIView
 
 from directory.api.rendering import NDJSONRenderer, json_response
 from directory.api.views import PeerPrincipal
-from directory.federation import members, signatures
+from directory.federation import members, signatures, traffic
 from directory.federation import plans as federated
 from directory.models import Checkpoint, RoutingPlan
-from directory.plans import NDJSON, build_plan, read_numbers, routing_plan_record
+from directory.plans import NDJSON, build_plan, plan_record, read_numbers, routing_plan_record
 from directory.receipts import receipt_for_plan
 from directory.transparency.records import Reason
 from registry import metrics, ratelimit, usage
@@ -27,6 +28,7 @@ from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
 from registry.models.organisations import Purpose
 from registry.routers import reads_from_replica
+from registry.services.common import timestamp
 
 
 class RoutingPlanRecordSerializer(serializers.ModelSerializer):
@@ -38,6 +40,12 @@ class RoutingPlanRecordSerializer(serializers.ModelSerializer):
     unroutable = serializers.IntegerField()
     providers = serializers.IntegerField()
     log_size = serializers.IntegerField()
+    registries = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="A federated plan's parts: per registry, `count` numbers sent and the "
+        "`answer_sha256` of its answer, or the `error` that lost them; empty when this registry "
+        "resolved every number",
+    )
     receipt = serializers.CharField(
         read_only=True, help_text="Compact JWS signing the two hashes and the counts"
     )
@@ -57,6 +65,7 @@ class RoutingPlanRecordSerializer(serializers.ModelSerializer):
             "request_sha256",
             "answer_sha256",
             "log_size",
+            "registries",
             "receipt",
         ]
 
@@ -136,35 +145,25 @@ class RoutingPlanCreateApi(APIView):
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
         peer = isinstance(request.user, PeerPrincipal)
-        window = None if peer else ratelimit.charge_issuer(request.user, plan_numbers=len(asked))
-        if not peer:
-            metrics.observe_plan(str(request.user.issuer.pk), len(asked))
-        document = None if peer else members.current()
+        ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
+        if peer:
+            return self.share(request, body, asked, ndjson)
+        window = ratelimit.charge_issuer(request.user, plan_numbers=len(asked))
+        metrics.observe_plan(str(request.user.issuer.pk), len(asked))
+        document = members.current()
         if document is not None:
             local, shares = federated.split(asked, document)
             if shares:
-                return self.federated(request, purpose, body, local, shares, document)
+                return self.federated(
+                    request, purpose, body, asked, local, shares, document, window
+                )
         plan = build_plan(asked)
-        if peer:  # a member's share: answered and signed, recorded by the asking registry
-            answer = plan.as_json()
-            receipt = receipt_for_plan(
-                hashlib.sha256(body).hexdigest(),
-                hashlib.sha256(answer).hexdigest(),
-                plan.summary,
-                plan.checkpoint,
-            )
-            return HttpResponse(
-                answer,
-                content_type="application/json",
-                headers={"Vault-Registry-Receipt": receipt},
-            )
         usage.record(
             request.user.issuer.pk,
             purpose,
             numbers=len(asked),
             unknown=plan.summary["unroutable_by_reason"].get(str(Reason.UNKNOWN), 0),
         )
-        ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
         chunks = list(plan.as_ndjson()) if ndjson else [plan.as_json()]
         answer = b"".join(chunks)
         record = routing_plan_record(
@@ -190,45 +189,94 @@ class RoutingPlanCreateApi(APIView):
         # exactly what the record proves.
         return StreamingHttpResponse(iter(chunks), content_type=NDJSON, headers=headers)
 
-    def federated(self, request, purpose, body, local, shares, document):
-        """The plan split by home registry: peers asked in parallel while the local share is
-        resolved; one part per registry, each with its own receipt; then one receipt over the
-        request and the merged answer."""
-        issuer = str(request.user.issuer.pk)
-        peers: list = []
-        asking = threading.Thread(
-            target=lambda: peers.extend(federated.fan_out(shares, document, issuer, purpose)),
-            name="plan-fan-out",
-            daemon=True,
+    def share(self, request, body, asked, ndjson):
+        """A member registry's share of its issuer's plan: answered and signed (JSON or NDJSON,
+        as asked), recorded by the asking registry, not here."""
+        traffic.count(request.user.peer.member.name, traffic.IN, traffic.PLAN, len(asked))
+        plan = build_plan(asked)
+        answer = b"".join(plan.as_ndjson()) if ndjson else plan.as_json()
+        receipt = receipt_for_plan(
+            hashlib.sha256(body).hexdigest(),
+            hashlib.sha256(answer).hexdigest(),
+            plan.summary,
+            plan.checkpoint,
         )
-        asking.start()
+        return HttpResponse(
+            answer,
+            content_type=NDJSON if ndjson else "application/json",
+            headers={"Vault-Registry-Receipt": receipt},
+        )
+
+    def federated(self, request, purpose, body, asked, local, shares, document, window):
+        """The plan split by home registry: the peers asked in parallel while the local share
+        is resolved; one part per registry, each with its own receipt. JSON: merged once every
+        peer answered (or was given up), one receipt over the request and the whole answer.
+        NDJSON: the local part streamed at once, each peer's as it arrives, the receipt on the
+        last line. Recorded (``RoutingPlan``, with who answered what) and counted as usage."""
+        issuer, token = request.user.issuer, request.user.token
+        ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
+        fan = federated.FanOut(shares, document, str(issuer.pk), purpose, ndjson=ndjson)
         me = members.self_member(document)
-        local_part = federated.Part(me.name, me.url, orjson.dumps(local), count=len(local))
-        checkpoint = None
-        if local:
-            plan = build_plan(local)
-            checkpoint = plan.checkpoint
-            local_part.answer = plan.as_json()
-            local_part.receipt = receipt_for_plan(
-                hashlib.sha256(local_part.request).hexdigest(),
-                hashlib.sha256(local_part.answer).hexdigest(),
-                plan.summary,
-                plan.checkpoint,
-            )
-        asking.join()
-        header = {"checkpoint": checkpoint.note if checkpoint else None}
-        answer = federated.merged(header, local_part, peers)
-        summary = orjson.loads(answer)["summary"]
-        headers = {
-            "Vault-Registry-Answer-SHA256": hashlib.sha256(answer).hexdigest(),
-            "Vault-Registry-Receipt": receipt_for_plan(
-                hashlib.sha256(body).hexdigest(),
-                hashlib.sha256(answer).hexdigest(),
-                summary,
-                checkpoint,
-            ),
+        local_part, checkpoint = _local_part(me, local, ndjson)
+        plan_id, created_at = uuid.uuid4(), timezone.now()
+        request_sha256 = hashlib.sha256(body).hexdigest()
+        header = {
+            "id": str(plan_id),
+            "created_at": timestamp(created_at),
+            "checkpoint": checkpoint.note if checkpoint else None,
         }
+
+        def finish(parts: list, answer_sha256: str, summary: dict) -> str:
+            plan_record(
+                plan_id=plan_id,
+                created_at=created_at,
+                issuer=issuer,
+                token=token,
+                purpose=purpose,
+                summary=summary,
+                request_sha256=request_sha256,
+                answer_sha256=answer_sha256,
+                log_size=checkpoint.size if checkpoint else 0,
+                registries=federated.registries(parts),
+            )
+            unknown = summary["unroutable_by_reason"].get(str(Reason.UNKNOWN), 0)
+            usage.record(issuer.pk, purpose, numbers=len(asked), unknown=unknown)
+            return receipt_for_plan(request_sha256, answer_sha256, summary, checkpoint)
+
+        headers = {
+            "Location": f"/api/v1/routing-plans/{plan_id}",
+            **(window.headers() if window is not None else {}),
+        }
+        locals_ = [local_part] if local_part else []
+        if ndjson:
+            lines = federated.stream(header, me, locals_, fan, finish)
+            return StreamingHttpResponse(lines, content_type=NDJSON, headers=headers)
+        peers = fan.results()
+        answer = federated.merged(header, locals_, peers)
+        answer_sha256 = hashlib.sha256(answer).hexdigest()
+        headers["Vault-Registry-Answer-SHA256"] = answer_sha256
+        headers["Vault-Registry-Receipt"] = finish(
+            [*locals_, *peers], answer_sha256, federated.summary([*locals_, *peers])
+        )
         return HttpResponse(answer, content_type="application/json", headers=headers)
+
+
+def _local_part(me, local: list[str], ndjson: bool):
+    """This registry's share resolved as a plan of its own, with its receipt (None when every
+    number asked belongs to peers), and the checkpoint it was resolved against."""
+    if not local:
+        return None, None
+    part = federated.Part(me.name, me.url, orjson.dumps(local), count=len(local))
+    plan = build_plan(local)
+    part.answer = b"".join(plan.as_ndjson()) if ndjson else plan.as_json()
+    part.summary = plan.summary
+    part.receipt = receipt_for_plan(
+        hashlib.sha256(part.request).hexdigest(),
+        hashlib.sha256(part.answer).hexdigest(),
+        plan.summary,
+        plan.checkpoint,
+    )
+    return part, plan.checkpoint
 
 
 class RoutingPlanDetailApi(APIView):

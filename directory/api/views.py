@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 from directory import history, proven, receipts
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
-from directory.federation import forwarding, members, signatures
+from directory.federation import forwarding, members, signatures, traffic
 from registry import metrics, ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
@@ -41,6 +41,7 @@ def authenticate_lookup(request, view) -> None:
     peer = "HTTP_SIGNATURE_INPUT" in meta or "HTTP_VAULT_FEDERATION_ISSUER" in meta
     if peer and "HTTP_AUTHORIZATION" not in meta:
         request.user = PeerPrincipal(signatures.verify_request(request))
+        traffic.count(request.user.peer.member.name, traffic.IN, traffic.LOOKUP, 1)
         return
     authenticated = BearerTokenAuthentication().authenticate(request)
     if authenticated is None:

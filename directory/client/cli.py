@@ -216,6 +216,7 @@ def _plan(
         sent=ProgressBar(err, "upload  "),
         received=ProgressBar(err, "download"),
     )
+    federated = args.federation_key and federation.is_federated(answer)
     if args.federation_key:
         _verify_federated(args, registry, body, answer, receipt, err, poster)
     elif args.keys:
@@ -233,13 +234,13 @@ def _plan(
         out.write(answer.decode())
     else:
         Path(args.out).write_bytes(answer)
+    if federated:  # each part has its own summary, reported above
+        return 0
     summary = (
         json.loads(answer.split(b"\n", 1)[0])["summary"]
         if args.ndjson
         else json.loads(answer)["summary"]
     )
-    if "registries" in summary:  # a federated plan: each part has its own summary
-        return 0
     err.write(
         f"{summary['asked']} asked, {summary['routable']} routable to "
         f"{summary['providers']} providers, {summary['unroutable']} unroutable\n"
@@ -255,7 +256,7 @@ def _verify_federated(
     asked = next((m for m in document.members if m.url == registry.base_url), None)
     if asked is None:
         raise ClientError(f"{args.url} is not a member of the federation")
-    if not json.loads(answer).get("federated"):  # every number was the registry's own
+    if not federation.is_federated(answer):  # every number was the registry's own
         trust = _trust(args, federation.member_keys(document, asked))
         verified = plans.verify_plan(
             receipt, trust, body, answer, plans.state_fetcher(args.url, poster)

@@ -81,6 +81,59 @@ def _asked_items(request: bytes) -> list[str]:
     return [item for item in items if item]
 
 
+STREAMED = b'{"type":"plan"'
+
+
+def is_federated(answer: bytes) -> bool:
+    """A plan answered by several registries (JSON or NDJSON)?"""
+    head = answer.split(b"\n", 1)[0] if answer.startswith(STREAMED) else answer
+    return bool(json.loads(head).get("federated"))
+
+
+def read_federated(answer: bytes, receipt: str | None) -> tuple[dict, bytes, str | None]:
+    """A federated plan as one document, the bytes its receipt signs, and that receipt.
+
+    JSON: as it came, signed whole by the receipt header. NDJSON: rebuilt from its lines: each
+    part's answer is its registry's lines with the ``"registry":"<name>",`` put first taken
+    out again (byte for byte what that registry signed), and the receipt is the ``end``
+    line's, over every byte before that line (a stream cut short has no end line: refused).
+    """
+    if not answer.startswith(STREAMED):
+        return json.loads(answer), answer, receipt
+    cut = answer.rstrip(b"\n").rfind(b"\n")
+    signed, last = answer[: cut + 1], answer[cut + 1 :]
+    end = json.loads(last) if cut > 0 else {}
+    if end.get("type") != "end":
+        raise PlanMismatch("the streamed plan has no end line: it was cut short")
+    lines = signed.rstrip(b"\n").split(b"\n")
+    plan: dict = {**json.loads(lines[0]), "parts": [], "unavailable": [], "summary": end["summary"]}
+    answers: dict[str, list[bytes]] = {}
+    part: dict | None = None
+    for line in lines[1:]:
+        if line.startswith(b'{"registry":'):
+            prefix = b'{"registry":"' + (part or {}).get("registry", "").encode() + b'",'
+            if part is None or "error" in part or not line.startswith(prefix):
+                raise PlanMismatch("a registry's line outside that registry's part")
+            answers[part["registry"]].append(b"{" + line[len(prefix) :] + b"\n")
+            continue
+        item = json.loads(line)
+        kind = item.pop("type", None)
+        if kind == "part":
+            part = item
+            if part["registry"] in answers:
+                raise PlanMismatch(f"two parts of {part['registry']}")
+            answers[part["registry"]] = []
+            plan["parts"].append(part)
+        elif kind == "unavailable":
+            plan["unavailable"].append(item)
+        else:
+            raise PlanMismatch(f"an unexpected line in the streamed plan: {kind!r}")
+    for part in plan["parts"]:
+        if "error" not in part:
+            part["answer"] = b"".join(answers[part["registry"]]).decode()
+    return plan, signed, end.get("receipt")
+
+
 def verify_federated_plan(
     receipt: str | None,
     document: fed.Document,
@@ -96,12 +149,12 @@ def verify_federated_plan(
     numbers are split exactly by home registry (malformed ones stay with the registry asked);
     and each part that came back is a complete, verified plan of its registry (``verify_plan``
     with that registry's keys from the federation document and its state proofs)."""
+    plan, signed, receipt = read_federated(answer, receipt)
     payload = verify_receipt(receipt or "", member_keys(document, asked), now=now)
-    if payload.get("answer", {}).get("answer_sha256") != hashlib.sha256(answer).hexdigest():
+    if payload.get("answer", {}).get("answer_sha256") != hashlib.sha256(signed).hexdigest():
         raise Tampered("the merged plan differs from what its receipt signed")
     if payload.get("asked", {}).get("request_sha256") != hashlib.sha256(request).hexdigest():
         raise Tampered("the receipt signs another request than the one sent")
-    plan = json.loads(answer)
     parts = plan.get("parts") or []
     sent: dict[str, str] = {}
     for part in parts:

@@ -7,3 +7,10 @@ class FederationConfig(AppConfig):
     name = "directory.federation"
     label = "federation"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.core.signals import request_finished
+
+        from directory.federation import traffic
+
+        request_finished.connect(traffic.flush_if_due, dispatch_uid="federation-traffic")

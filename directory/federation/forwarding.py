@@ -19,7 +19,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpResponse
 
-from directory.federation import signatures
+from directory.federation import signatures, traffic
 from directory.transparency import federation as fed
 from registry.errors import DomainError, ErrorCode
 
@@ -97,6 +97,50 @@ def referral(member: fed.Member, number: str) -> DomainError:
     )
 
 
+def prepare(
+    member: fed.Member,
+    method: str,
+    path: str,
+    issuer: str,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+) -> tuple[str, dict[str, str]]:
+    """The URL and signed headers of a request to a member (``unavailable`` when it is not
+    active): signed in the caller's thread, sent by ``send`` in any."""
+    if member.status != fed.MemberStatus.ACTIVE:
+        raise unavailable(member, f"it is {member.status}")
+    url = member.url + path
+    return url, signatures.sign_request(method, url, headers or {}, body, issuer)
+
+
+def send(
+    member: fed.Member,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: bytes | None,
+    timeout: float,
+    *,
+    kind: str,
+    numbers: int = 1,
+) -> tuple[int, dict[str, str], bytes]:
+    """Send a prepared request; its answer, or ``unavailable``. Counted as forwarded traffic
+    (``traffic``: in memory, no write here)."""
+    try:
+        status, answer_headers, answer = _send(method, url, headers, body, timeout)
+    except RegistryTimeout as exc:
+        logger.warning("registry %s: no answer within %s s: %s", member.name, timeout, exc)
+        traffic.count(member.name, traffic.OUT, kind, numbers, error=f"timeout after {timeout} s")
+        raise unavailable(member, "timeout", timeout=True) from exc
+    except RegistryDown as exc:
+        logger.warning("registry %s unreachable: %s", member.name, exc)
+        traffic.count(member.name, traffic.OUT, kind, numbers, error=f"unreachable: {exc}")
+        raise unavailable(member, "unreachable") from exc
+    error = f"HTTP {status}" if status >= 500 else None
+    traffic.count(member.name, traffic.OUT, kind, numbers, error=error)
+    return status, answer_headers, answer
+
+
 def call(
     member: fed.Member,
     method: str,
@@ -106,21 +150,13 @@ def call(
     headers: dict[str, str] | None = None,
     body: bytes | None = None,
     timeout: float | None = None,
+    kind: str = "lookup",
+    numbers: int = 1,
 ) -> tuple[int, dict[str, str], bytes]:
     """One signed request to a member registry; its answer, or ``unavailable``."""
-    if member.status != fed.MemberStatus.ACTIVE:
-        raise unavailable(member, f"it is {member.status}")
-    url = member.url + path
-    signed = signatures.sign_request(method, url, headers or {}, body, issuer)
+    url, signed = prepare(member, method, path, issuer, headers, body)
     timeout = settings.VAULT_FEDERATION_TIMEOUT if timeout is None else timeout
-    try:
-        return _send(method, url, signed, body, timeout)
-    except RegistryTimeout as exc:
-        logger.warning("registry %s: no answer within %s s: %s", member.name, timeout, exc)
-        raise unavailable(member, "timeout", timeout=True) from exc
-    except RegistryDown as exc:
-        logger.warning("registry %s unreachable: %s", member.name, exc)
-        raise unavailable(member, "unreachable") from exc
+    return send(member, method, url, signed, body, timeout, kind=kind, numbers=numbers)
 
 
 def forward_lookup(member: fed.Member, number: str, at: str | None, issuer: str) -> HttpResponse:

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from io import StringIO
 
 import pytest
 
 from directory.client import cli
+from directory.client.errors import PlanMismatch, Tampered
 from directory.federation import forwarding
 from directory.federation import plans as federated
+from directory.models import RoutingPlan
 from directory.plans import build_plan
 from directory.receipts import receipt_for_plan
 from directory.transparency import note
@@ -86,7 +89,7 @@ def test_a_peer_down_costs_only_its_numbers(federation, lookup_client, vault, ch
     assert lost["error"]["code"] == "registry_unavailable"
 
 
-def _run_cli(token, fed_vkey, tmp_path, numbers):
+def _run_cli(token, fed_vkey, tmp_path, numbers, *extra, poster=None):
     (tmp_path / "numbers.txt").write_text("\n".join(numbers) + "\n")
     out, err = StringIO(), StringIO()
     code = cli.main(
@@ -101,9 +104,10 @@ def _run_cli(token, fed_vkey, tmp_path, numbers):
             str(tmp_path / "numbers.txt"),
             "--out",
             str(tmp_path / "plan.json"),
+            *extra,
         ],
         transport=django_transport(),
-        poster=django_poster(),
+        poster=poster or django_poster(),
         out=out,
         err=err,
     )
@@ -153,3 +157,216 @@ def test_the_client_refuses_a_part_not_signed_by_its_registry(
     code, err = _run_cli(token, fed_vkey, tmp_path, [vault.number, _foreign(1)])
 
     assert code == 4, err  # the part's receipt is by a key peer-b does not have
+
+
+# --- NDJSON: the local groups first, each peer's as it arrives ------------------------------------
+
+
+def _peer_ndjson(numbers: list[str]) -> bytes:
+    """A peer's NDJSON answer (its content is the client's business, not this registry's)."""
+    summary = {
+        "asked": len(numbers),
+        "distinct": len(numbers),
+        "routable": 0,
+        "unroutable": len(numbers),
+        "unroutable_by_reason": {"unknown": len(numbers)},
+        "providers": 0,
+    }
+    lines = [{"type": "plan", "id": "p", "summary": summary}]
+    lines += [{"type": "unroutable", "number": n, "reason": "unknown"} for n in numbers]
+    return b"".join(json.dumps(line, separators=(",", ":")).encode() + b"\n" for line in lines)
+
+
+def test_ndjson_streams_the_local_groups_while_a_slow_peer_is_pending(
+    federation, lookup_client, vault, checkpoint, peer
+):
+    calls, behaviour = peer
+    del behaviour["raise"]
+    asked, release = threading.Event(), threading.Event()
+    peer_answer = _peer_ndjson([_foreign(1)])
+
+    def slow(body):
+        asked.set()
+        assert release.wait(10)
+        return 200, {"Vault-Registry-Receipt": "receipt-of-peer-b"}, peer_answer
+
+    behaviour["answer"] = slow
+    body = json.dumps([vault.number, _foreign(1)]).encode()
+
+    response = lookup_client.post(
+        "/api/v1/routing-plans",
+        data=body,
+        content_type="application/json",
+        HTTP_ACCEPT="application/x-ndjson",
+    )
+    stream = iter(response.streaming_content)
+    first = next(stream)
+
+    assert asked.wait(5) and not release.is_set()  # peer-b was asked and has not answered
+    head, *local = [json.loads(line) for line in first.splitlines()]
+    assert head["type"] == "plan" and head["federated"] is True
+    assert [(p["registry"], p["count"]) for p in head["parts"]] == [("self", 1), ("peer-b", 1)]
+    assert local[0]["type"] == "part" and local[0]["registry"] == "self"
+    (group,) = [line for line in local if line.get("type") == "group"]
+    assert group["registry"] == "self" and group["numbers"] == [vault.number]
+    assert all(line["registry"] == "self" for line in local)
+
+    release.set()
+    rest = b"".join(stream)
+    assert calls[0]["headers"]["Accept"] == "application/x-ndjson"
+    lines = [json.loads(line) for line in rest.splitlines()]
+    assert lines[0] == {
+        "type": "part",
+        "registry": "peer-b",
+        "url": "http://peer-b.test",
+        "count": 1,
+        "request": json.dumps([_foreign(1)], separators=(",", ":")),
+        "receipt": "receipt-of-peer-b",
+    }
+    assert lines[1]["registry"] == "peer-b" and lines[1]["type"] == "plan"
+    assert lines[2] == {
+        "registry": "peer-b",
+        "type": "unroutable",
+        "number": _foreign(1),
+        "reason": "unknown",
+    }
+    end = lines[-1]
+    signed = first + rest[: rest.rstrip(b"\n").rfind(b"\n") + 1]
+    assert end["type"] == "end"
+    assert end["answer_sha256"] == hashlib.sha256(signed).hexdigest()
+    assert end["summary"]["routable"] == 1 and end["summary"]["unroutable"] == 1
+    # Taking the registry's name out again gives back peer-b's bytes exactly.
+    relayed = b"".join(
+        b"{" + line.removeprefix(b'{"registry":"peer-b",') + b"\n"
+        for line in rest.splitlines()[1:-1]
+    )
+    assert relayed == peer_answer
+
+
+def test_ndjson_a_peer_down_is_streamed_as_unavailable(
+    federation, lookup_client, vault, checkpoint, peer
+):
+    response = lookup_client.post(
+        "/api/v1/routing-plans",
+        data=json.dumps([vault.number, _foreign(1), _foreign(2)]),
+        content_type="application/json",
+        HTTP_ACCEPT="application/x-ndjson",
+    )
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+
+    (lost_part,) = [line for line in lines if line.get("type") == "part" and "error" in line]
+    assert lost_part["registry"] == "peer-b"
+    assert lost_part["error"]["code"] == "registry_unavailable"
+    assert [line for line in lines if line.get("type") == "unavailable"] == [
+        {"type": "unavailable", "number": n, "reason": "registry_unavailable:peer-b"}
+        for n in (_foreign(1), _foreign(2))
+    ]
+    assert lines[-1]["summary"]["registries_unavailable"] == ["peer-b"]
+
+
+# --- the issuer's record of a federated plan ------------------------------------------------------
+
+
+def test_a_federated_plan_is_recorded_with_who_answered_what(
+    federation, issuer, lookup_client, vault, checkpoint, peer
+):
+    body = json.dumps([vault.number, _foreign(1), "garbage"]).encode()
+
+    response = lookup_client.post(
+        "/api/v1/routing-plans", data=body, content_type="application/json"
+    )
+
+    record = RoutingPlan.objects.get(pk=response["Location"].rsplit("/", 1)[1])
+    local_answer = json.loads(response.content)["parts"][0]["answer"].encode()
+    assert record.issuer == issuer
+    assert (record.asked, record.distinct, record.routable, record.unroutable) == (3, 3, 1, 2)
+    assert record.unroutable_by_reason == {
+        "invalid:invalid_length": 1,
+        "registry_unavailable:peer-b": 1,
+    }
+    assert record.request_sha256 == hashlib.sha256(body).hexdigest()
+    assert record.answer_sha256 == hashlib.sha256(response.content).hexdigest()
+    assert record.answer_sha256 == response["Vault-Registry-Answer-SHA256"]
+    assert record.registries == [
+        {"registry": "peer-b", "count": 1, "error": "registry_unavailable"},
+        {
+            "registry": "self",
+            "count": 2,
+            "answer_sha256": hashlib.sha256(local_answer).hexdigest(),
+        },
+    ]
+    shown = lookup_client.get(response["Location"]).json()
+    assert shown["registries"] == record.registries and shown["asked"] == 3
+
+
+def test_a_streamed_federated_plan_is_recorded_once_streamed(
+    federation, lookup_client, vault, checkpoint, peer
+):
+    response = lookup_client.post(
+        "/api/v1/routing-plans",
+        data=json.dumps([vault.number, _foreign(1)]),
+        content_type="application/json",
+        HTTP_ACCEPT="application/x-ndjson",
+    )
+    plan_id = response["Location"].rsplit("/", 1)[1]
+    assert not RoutingPlan.objects.filter(pk=plan_id).exists()  # nothing answered yet
+
+    streamed = b"".join(response.streaming_content)
+
+    end = json.loads(streamed.splitlines()[-1])
+    record = RoutingPlan.objects.get(pk=plan_id)
+    assert record.answer_sha256 == end["answer_sha256"]
+    assert record.routable == 1 and record.unroutable == 1
+    assert [entry["registry"] for entry in record.registries] == ["peer-b", "self"]
+
+
+# --- the client and NDJSON ------------------------------------------------------------------------
+
+
+def test_the_client_verifies_a_streamed_federated_plan(
+    federation, fed_vkey, issuer, vault, checkpoint, peer, tmp_path
+):
+    code, err = _run_cli(
+        make_token(issuer)[1], fed_vkey, tmp_path, [vault.number, _foreign(1)], "--ndjson"
+    )
+
+    assert code == 0, err
+    assert "part of self verified: 1 numbers" in err
+    assert "peer-b unavailable: 1 numbers not resolved" in err
+
+
+@pytest.mark.parametrize(
+    ("damage", "refusal"),
+    [
+        (lambda s: s[: s.rstrip(b"\n").rfind(b"\n") + 1], PlanMismatch),  # cut before its end
+        (lambda s: s.replace(b'"reason":"registry_unavailable:peer-b"', b'"reason":"x"'), Tampered),
+        (
+            lambda s: s.replace(
+                b'{"registry":"self","type":"group"', b'{"registry":"peer-b","type":"group"'
+            ),
+            PlanMismatch,
+        ),
+    ],
+    ids=["cut-short", "line-edited", "line-moved-to-another-registry"],
+)
+def test_the_client_refuses_a_damaged_stream(
+    federation, fed_vkey, issuer, vault, checkpoint, peer, tmp_path, damage, refusal
+):
+    poster = django_poster()
+
+    def damaging(url, headers, body, sent, received):
+        status, answer_headers, answer = poster(url, headers, body, sent, received)
+        if "routing-plans" in url:
+            answer = damage(answer)
+        return status, answer_headers, answer
+
+    code, err = _run_cli(
+        make_token(issuer)[1],
+        fed_vkey,
+        tmp_path,
+        [vault.number, _foreign(1)],
+        "--ndjson",
+        poster=damaging,
+    )
+
+    assert code == refusal.exit_code, err
