@@ -154,6 +154,41 @@ def test_a_federated_plan_is_verified_part_by_part(real_federation, tmp_path):
     assert parts["registry-a"]["summary"]["asked"] == 5  # its own four and the malformed one
 
 
+def test_a_streamed_federated_plan_is_verified_and_recorded(real_federation, tmp_path):
+    a = real_federation.nodes[0]
+    asked = [n for node in real_federation.nodes for n in node.numbers[10:12]]
+
+    code, _out, err = _client(
+        real_federation, "plan", _plan_file(tmp_path, asked), "--ndjson", "--out", "-"
+    )
+
+    assert code == 0, err
+    for node in real_federation.nodes:
+        assert f"part of {node.name} verified: 2 numbers" in err
+    request = urllib.request.Request(
+        f"{a.url}/api/v1/routing-plans",
+        data=json.dumps(asked).encode(),
+        headers={
+            "Authorization": f"Bearer {a.token}",
+            "Content-Type": "application/json",
+            "Accept": "application/x-ndjson",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=60) as answer:
+        location, streamed = answer.headers["Location"], answer.read()
+    end = json.loads(streamed.splitlines()[-1])
+    shown = urllib.request.Request(a.url + location, headers={"Authorization": f"Bearer {a.token}"})
+    with urllib.request.urlopen(shown, timeout=30) as answer:
+        record = json.loads(answer.read())
+    assert record["answer_sha256"] == end["answer_sha256"]
+    assert (record["asked"], record["routable"]) == (6, 6)
+    assert [(r["registry"], r["count"]) for r in record["registries"]] == [
+        ("registry-a", 2),
+        ("registry-b", 2),
+        ("registry-c", 2),
+    ]
+
+
 # --- a peer killed in the middle of a plan ------------------------------------------------------
 
 
