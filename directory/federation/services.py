@@ -106,8 +106,9 @@ def _health(member: str) -> PeerHealth:
 Fetch = Callable[[str, float], tuple[int, bytes]]
 
 
-def _urllib_fetch(url: str, timeout: float) -> tuple[int, bytes]:
-    status, _headers, body = forwarding.urllib_send("GET", url, {}, None, timeout)
+def _http_fetch(url: str, timeout: float) -> tuple[int, bytes]:
+    """GET with the forwarding's transport (urllib, or the one a test sets)."""
+    status, _headers, body = forwarding._send("GET", url, {}, None, timeout)
     return status, body
 
 
@@ -117,7 +118,7 @@ def federation_peers_check(*, fetch: Fetch | None = None, timeout: float = 5.0) 
     (among them this registry's own: the cosignatures it gave) and keep it in ``PeerHealth``;
     a peer that cannot be reached or serves a checkpoint that does not verify keeps its last
     good one and gets the error. Run by ``manage.py federation check`` and the admin."""
-    fetch = fetch or _urllib_fetch
+    fetch = fetch or _http_fetch
     document = members.current()
     me = members.self_member(document)
     if document is None or me is None:

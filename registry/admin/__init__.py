@@ -7,6 +7,7 @@ One module per entity; ``actions`` holds the shared reason-and-confirm helper ev
 """
 
 from registry.admin import (  # noqa: F401  (each module registers its models)
+    federation,
     log,
     messages,
     organisations,

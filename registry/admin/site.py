@@ -81,6 +81,7 @@ class RegistryAdminSite(OTPAdminSite):
     def index(self, request, extra_context=None):
         """The start page: the work waiting, with links to the lists that hold it."""
         from directory import checkpoints
+        from directory.federation import members
         from registry import selectors
 
         checkpoint = checkpoints.serving()
@@ -88,7 +89,8 @@ class RegistryAdminSite(OTPAdminSite):
             "queue": selectors.work_queue(),
             "checkpoint": checkpoint,
             "checkpoint_age": timezone.now() - checkpoint.created_at if checkpoint else None,
-            "witnesses": settings.VAULT_WITNESSES,
+            "witnesses": members.witnesses(),  # VAULT_WITNESSES, or the federation's peers
+            "federation": members.current(),
             "quorum": settings.VAULT_WITNESS_QUORUM,
             "soon": (timezone.now() + timedelta(days=30)).strftime("%Y-%m-%d"),
             **(extra_context or {}),

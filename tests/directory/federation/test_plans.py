@@ -3,6 +3,7 @@ down costs only its numbers; the client verifies each part with its registry's k
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import threading
@@ -370,3 +371,38 @@ def test_the_client_refuses_a_damaged_stream(
     )
 
     assert code == refusal.exit_code, err
+
+
+# --- the home registry's side: a member's share ---------------------------------------------------
+
+
+@pytest.mark.parametrize("media", ["application/json", "application/x-ndjson"])
+def test_a_members_share_is_answered_as_asked_and_counted(
+    federation, peer_b, client, vault, checkpoint, settings, media
+):
+    from directory.federation import signatures, traffic
+    from directory.federation.models import PeerTraffic
+
+    settings.VAULT_USAGE_FLUSH_SECONDS = 3600
+    traffic.reset()
+    body = json.dumps([vault.number]).encode()
+    url = "http://testserver/api/v1/routing-plans"
+    plain = {"Content-Type": "application/json", "Accept": media}
+    signed = signatures.sign_as("peer-b", peer_b.request_key, "POST", url, plain, body, "iss-9")
+
+    response = client.post(
+        "/api/v1/routing-plans",
+        data=body,
+        content_type="application/json",
+        headers={k: v for k, v in signed.items() if k != "Content-Type"},
+    )
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == media
+    receipt = response["Vault-Registry-Receipt"]
+    payload = json.loads(base64.urlsafe_b64decode(receipt.split(".")[1] + "=="))
+    assert payload["answer"]["answer_sha256"] == hashlib.sha256(response.content).hexdigest()
+    assert not RoutingPlan.objects.exists()  # the asking registry keeps the record
+    traffic.flush()
+    row = PeerTraffic.objects.get()
+    assert (row.member, row.direction, row.plans, row.numbers) == ("peer-b", "in", 1, 1)

@@ -7,6 +7,7 @@
     federation install federation.note             # verified against VAULT_FEDERATION_KEYS
     federation show                                # the document in force
     federation witness --state witness.sqlite3     # witness every peer's log (vault-witness)
+    federation check                               # every peer's checkpoint now (a timer)
 
 ``keygen`` and ``sign`` touch only the files named: the federation key never needs to be on a
 registry's server.
@@ -66,6 +67,11 @@ class Command(BaseCommand):
             "witness every other active member's log, as the document lists them",
         )
         witness.add_argument("--state", required=True, help="the witness's SQLite state file")
+        sub.add_parser(
+            "check",
+            help="fetch and verify every peer's latest checkpoint, note who cosigned it, "
+            "keep it for the admin (peer health); run it from a timer",
+        )
 
     def handle(self, *args, action, **options):
         getattr(self, f"_{action}")(**options)
@@ -156,3 +162,18 @@ class Command(BaseCommand):
         if document is None:
             raise CommandError("no federation document installed (or it no longer verifies)")
         self.stdout.write(json.dumps(document.data, indent=2, sort_keys=True))
+
+    def _check(self, **_):
+        from directory.federation.services import federation_peers_check
+
+        checked = federation_peers_check()
+        if not checked:
+            self.stdout.write("no peer to check (no federation document, or no active peer)")
+        for health in checked:
+            if health.last_error_at == health.checked_at:
+                self.stdout.write(f"{health.member}: {health.last_error}")
+            else:
+                self.stdout.write(
+                    f"{health.member}: checkpoint {health.checkpoint_size}, cosigned by "
+                    f"{', '.join(health.cosigners) or 'no member witness'}"
+                )
