@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 RUN_ENV := SECRET_KEY_FILE=var/secret_key LOG_FORMAT=text
 
-.PHONY: install run test format openapi clean bench federation messages compilemessages
+.PHONY: install run test format openapi clean bench bench-federation federation messages compilemessages
 SIZE ?= 1m
 
 $(STAMP): pyproject.toml
@@ -60,6 +60,10 @@ openapi: install
 ## make bench [SIZE=10m]: routing plans and lookups on PostgreSQL against their ceilings.
 bench: install
 	$(BIN)/python benchmarks/run_bench.py --size $(SIZE)
+
+## make bench-federation: a 100,000-number plan over three registries vs one (PostgreSQL).
+bench-federation: install
+	$(BIN)/python benchmarks/federation_bench.py
 
 ## make federation: three registries on ports 8001-8003 (own SQLite databases and keys under
 ## var/federation/), a signed bootstrap, a demo in each; prints a token and curl commands.
