@@ -160,5 +160,5 @@ def test_systemd_holds_the_web_server_socket():
     assert "Requires=vault-registry.socket" in service
     assert "KillMode=mixed" in service
     assert "GUNICORN_BIND=fd://3" in service
-    for timer in ("certificates", "checkpoint", "transfers", "usage", "webhooks"):
+    for timer in ("certificates", "checkpoint", "transfers", "usage", "webhooks", "peers"):
         assert (DEPLOY / "systemd" / f"vault-registry-{timer}.timer").exists()

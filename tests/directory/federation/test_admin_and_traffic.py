@@ -262,3 +262,16 @@ def test_the_start_page_names_the_federation_and_the_peers_witnesses(otp_client,
 
     assert "fed.test, serial 3, 2 members" in page
     assert PEER_WITNESS in page  # asked to cosign each checkpoint (no VAULT_WITNESSES set)
+
+
+def test_the_check_command_reports_each_peer(witnessed, peer_b, witnesses, capsys):
+    from django.core.management import call_command
+
+    served = _peer_checkpoint(peer_b, 9, cosigned_by={OUR_WITNESS: witnesses[OUR_WITNESS]})
+    forwarding.set_transport(lambda *args: (200, {}, served.encode()))
+    try:
+        call_command("federation", "check")
+    finally:
+        forwarding.set_transport(None)
+
+    assert capsys.readouterr().out == f"peer-b: checkpoint 9, cosigned by {OUR_WITNESS}\n"
