@@ -250,24 +250,28 @@ def make_nodes(
     return nodes
 
 
-def federation_key(path: Path):
-    """A new federation key, written as ``manage.py federation keygen`` writes it; its vkey."""
+def federation_key(path: Path, *, reuse: bool = False):
+    """A new federation key, written as ``manage.py federation keygen`` writes it (or, when
+    ``reuse``, the one already there); the key and its vkey."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from directory.transparency import note
 
-    private = Ed25519PrivateKey.generate()
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(
-            private.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
+    if reuse and path.exists():
+        private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    else:
+        private = Ed25519PrivateKey.generate()
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(
+                private.private_bytes(
+                    serialization.Encoding.PEM,
+                    serialization.PrivateFormat.PKCS8,
+                    serialization.NoEncryption(),
+                )
             )
-        )
     return private, note.verifier_key(FEDERATION_KEY_NAME, private.public_key().public_bytes_raw())
 
 
@@ -276,14 +280,16 @@ def prepare(
 ) -> dict:
     """Databases, keys, demos and the signed bootstrap, installed on every registry.
 
-    ``migrate``: copy each database from a template migrated once (else the databases exist
-    and are migrated already, as the benchmark's are). Returns {"document", "vkey", "key",
+    ``migrate``: copy each database from a template migrated once, and sign with a new
+    federation key; else the databases exist, are migrated already and accepted a document of
+    the federation key kept in ``base`` (the benchmark's, filled once): a new document with a
+    higher serial, signed by that key, replaces it. Returns {"document", "vkey", "key",
     "private_key", "note"}; each node gets its ``token``, ``numbers`` and ``member``.
     """
     from directory.transparency import federation as fed
 
     base.mkdir(parents=True, exist_ok=True)
-    private, vkey = federation_key(base / "federation.key")
+    private, vkey = federation_key(base / "federation.key", reuse=not migrate)
     if migrate:
         first = nodes[0].database_url
         template = (
