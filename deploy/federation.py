@@ -504,6 +504,9 @@ def main() -> int:
     names = [f"registry_{letter}" for letter in "abc"]
     urls = [template.format(name=name) for name in names] if template else None
     started = time.monotonic()
+    # SIGTERM (a service manager, kill) stops the three as Ctrl-C does: they run in sessions
+    # of their own and would outlive this script.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     federation = LocalFederation(
         args.dir.resolve(),
         database_urls=urls,
