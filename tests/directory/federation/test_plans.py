@@ -406,3 +406,25 @@ def test_a_members_share_is_answered_as_asked_and_counted(
     traffic.flush()
     row = PeerTraffic.objects.get()
     assert (row.member, row.direction, row.plans, row.numbers) == ("peer-b", "in", 1, 1)
+
+
+def test_the_issuers_portal_lists_a_federated_plan_and_who_answered(
+    federation, issuer, lookup_client, vault, checkpoint, peer
+):
+    from tests.portal.conftest import make_member, signed_in
+
+    response = lookup_client.post(
+        "/api/v1/routing-plans",
+        data=json.dumps([vault.number, _foreign(1)]),
+        content_type="application/json",
+    )
+    record = RoutingPlan.objects.get(pk=response["Location"].rsplit("/", 1)[1])
+    browser = signed_in(make_member(issuer))
+
+    listing = browser.get("/portal/plans/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    page = browser.get(f"/portal/plans/{record.pk}/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+
+    assert f"/portal/plans/{record.pk}/" in listing
+    assert "Registres qui ont répondu" in page
+    assert "<td>peer-b</td><td>1</td><td>pas de réponse : registry_unavailable</td>" in page
+    assert "<td>self</td><td>1</td><td><code>" in page
