@@ -81,12 +81,16 @@ def lookup_client(issuer) -> APIClient:
 
 @pytest.fixture(autouse=True)
 def _empty_usage_counters():
-    """Usage counts are gathered per process (registry.usage): each test starts with none."""
+    """Usage and forwarded-traffic counts are gathered per process (registry.usage,
+    directory.federation.traffic): each test starts with none."""
+    from directory.federation import traffic
     from registry import usage
 
     usage.reset()
+    traffic.reset()
     yield
     usage.reset()
+    traffic.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -29,12 +29,9 @@ def _foreign(n: int) -> str:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_counters(settings):
+def _english_and_no_flush(settings):
     settings.LANGUAGE_CODE = "en"  # the admin's English labels
     settings.VAULT_USAGE_FLUSH_SECONDS = 3600  # no flush after a request unless a test flushes
-    traffic.reset()
-    yield
-    traffic.reset()
 
 
 @pytest.fixture

@@ -384,7 +384,6 @@ def test_a_members_share_is_answered_as_asked_and_counted(
     from directory.federation.models import PeerTraffic
 
     settings.VAULT_USAGE_FLUSH_SECONDS = 3600
-    traffic.reset()
     body = json.dumps([vault.number]).encode()
     url = "http://testserver/api/v1/routing-plans"
     plain = {"Content-Type": "application/json", "Accept": media}
