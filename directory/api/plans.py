@@ -155,7 +155,7 @@ class RoutingPlanCreateApi(APIView):
             local, shares = federated.split(asked, document)
             if shares:
                 return self.federated(
-                    request, purpose, body, asked, local, shares, document, window
+                    request, purpose, body, asked, local, shares, document, window, ndjson
                 )
         plan = build_plan(asked)
         usage.record(
@@ -207,14 +207,13 @@ class RoutingPlanCreateApi(APIView):
             headers={"Vault-Registry-Receipt": receipt},
         )
 
-    def federated(self, request, purpose, body, asked, local, shares, document, window):
+    def federated(self, request, purpose, body, asked, local, shares, document, window, ndjson):
         """The plan split by home registry: the peers asked in parallel while the local share
         is resolved; one part per registry, each with its own receipt. JSON: merged once every
         peer answered (or was given up), one receipt over the request and the whole answer.
         NDJSON: the local part streamed at once, each peer's as it arrives, the receipt on the
         last line. Recorded (``RoutingPlan``, with who answered what) and counted as usage."""
         issuer, token = request.user.issuer, request.user.token
-        ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
         fan = federated.FanOut(shares, document, str(issuer.pk), purpose, ndjson=ndjson)
         me = members.self_member(document)
         local_part, checkpoint = _local_part(me, local, ndjson)
