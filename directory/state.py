@@ -83,32 +83,26 @@ def _server_bound(connection, sql: str, params: list) -> list[tuple]:
 
 def _latest_rows(table: str, key_column: str, columns: str, keys: Sequence[Any], version: int):
     """For each key, its row with the highest version at or below ``version``: one query on
-    PostgreSQL (``_latest_sql``), one per chunk on SQLite (its bare columns of max())."""
+    PostgreSQL (``_latest_sql``, bound on the server), one per chunk on SQLite (its bare columns
+    of max())."""
     if not keys:
         return []
     rows: list[tuple] = []
     connection = connections[reading()]  # the replica for the read side (registry.routers)
-    if connection.vendor == "postgresql" and len(keys) >= _BULK:
-        return _server_bound(
-            connection,
-            _latest_sql(table, key_column, columns, _kind(key_column), True),
-            [list(keys), version],
-        )
+    if connection.vendor == "postgresql":
+        bulk = len(keys) >= _BULK
+        sql = _latest_sql(table, key_column, columns, _kind(key_column), bulk)
+        return _server_bound(connection, sql, [list(keys), version])
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            sql = _latest_sql(table, key_column, columns, _kind(key_column), False)
-            cursor.execute(sql, [list(keys), version])
-            rows = cursor.fetchall()
-        else:
-            for start in range(0, len(keys), _CHUNK):
-                chunk = list(keys[start : start + _CHUNK])
-                marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(
-                    f"SELECT {key_column}, max(version), {columns} FROM {table} "  # noqa: S608
-                    f"WHERE {key_column} IN ({marks}) AND version <= %s GROUP BY {key_column}",
-                    [*chunk, version],
-                )
-                rows += cursor.fetchall()
+        for start in range(0, len(keys), _CHUNK):
+            chunk = list(keys[start : start + _CHUNK])
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"SELECT {key_column}, max(version), {columns} FROM {table} "  # noqa: S608
+                f"WHERE {key_column} IN ({marks}) AND version <= %s GROUP BY {key_column}",
+                [*chunk, version],
+            )
+            rows += cursor.fetchall()
     return rows
 
 
