@@ -173,7 +173,9 @@ def apply(version: int, records: Iterable[rec.Record]) -> bytes | None:
     if not latest:
         return None
     paths = {statemap.path_of(key): data for key, data in latest.items()}
-    tree = statemap.PartialTree.load(list(paths), _fetch(LATEST))
+    # A write of a few records reads their paths in one round (a million-key map is ~21 deep).
+    lookahead = _depth_bound(version) if len(paths) <= 16 else 8
+    tree = statemap.PartialTree.load(list(paths), _fetch(LATEST), lookahead=lookahead)
     for path, data in paths.items():
         tree.set(path, statemap.value_of(data))
     MapNode.objects.bulk_create(
