@@ -61,20 +61,16 @@ def checkpoint_for(at: datetime | None) -> Checkpoint:
     return checkpoint
 
 
-def evidence(keys: list[str], size: int) -> list[Evidence]:
-    """The records of ``keys`` at ``size`` with one map proof each (two queries per key for
-    the records, a few for each proof's nodes)."""
-    found = state.records_at(keys, size)
-    return [
-        Evidence(key, orjson.loads(found[key]) if key in found else None, state.prove([key], size))
-        for key in keys
-    ]
+def evidence(key: str, size: int) -> Evidence:
+    """A key's record at ``size`` with its map proof (one query on PostgreSQL, usually)."""
+    data, proof = state.evidence(key, size)
+    return Evidence(key, orjson.loads(data) if data is not None else None, proof)
 
 
 @functools.lru_cache(maxsize=512)
 def provider_evidence(provider_id: str, size: int) -> Evidence:
     """A provider's record and proof at a checkpoint: immutable, so cached per process."""
-    return evidence([rec.provider_key(provider_id)], size)[0]
+    return evidence(rec.provider_key(provider_id), size)
 
 
 _pems: dict[str, str] = {}  # certificate id → PEM: immutable, cached per process
@@ -98,6 +94,7 @@ def attach_pems(certificates: list[dict[str, Any]]) -> None:
 def clear_cache() -> None:
     provider_evidence.cache_clear()
     _pems.clear()
+    state.clear_cache()
 
 
 @dataclass(slots=True)
@@ -137,7 +134,7 @@ def lookup(number: str, at: datetime | None = None) -> Lookup:
     proven: 200 with both records, 410 for a closed vault, 404 with a proof of absence."""
     checkpoint = checkpoint_for(at)
     moment = timestamp(at or timezone.now())
-    vault = evidence([rec.vault_key(number)], checkpoint.size)[0]
+    vault = evidence(rec.vault_key(number), checkpoint.size)
     if vault.record is None:
         return Lookup(404, number, moment, checkpoint, None, vault, None)
     if vault.record["status"] == "closed":

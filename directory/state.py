@@ -13,6 +13,7 @@ alone and compares.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -28,50 +29,138 @@ LATEST = (1 << 63) - 1  # a version above every real one: "the current state"
 _CHUNK = 500  # ids per query on SQLite (its bound-parameter limit)
 
 
+_BULK = 5_000  # keys from which PostgreSQL reads by one set-based scan rather than per-key probes
+_TOP_DEPTH = 12  # map nodes above this depth are cached per process and version (4,095 at most)
+_top_nodes: dict[int, dict[bytes, statemap.StoredNode | None]] = {}
+
+
+def _latest_sql(table: str, key_column: str, columns: str, kind: str, bulk: bool) -> str:
+    """PostgreSQL: each key's row with the highest version at or below the second parameter.
+
+    A few keys: a LATERAL index probe per key (``version <= v ORDER BY version DESC LIMIT 1``).
+    Many keys (a routing plan's 100,000 numbers, their state proof's million nodes): one index
+    probe each is a random read each, so the rows of all the keys are read in one set-based pass
+    (the planner's choice of hash join or index scan over the sorted keys) and the newest version
+    of each kept with DISTINCT ON.
+    """
+    if bulk:
+        return (
+            f"SELECT DISTINCT ON (x.{key_column}) x.{key_column}, x.version, {columns} "  # noqa: S608
+            f"FROM {table} x WHERE x.{key_column} = ANY(%s::{kind}[]) AND x.version <= %s "
+            f"ORDER BY x.{key_column}, x.version DESC"
+        )
+    return (
+        f"SELECT q.k, t.version, {columns} FROM unnest(%s::{kind}[]) AS q(k) "  # noqa: S608
+        f"CROSS JOIN LATERAL (SELECT * FROM {table} x WHERE x.{key_column} = q.k "
+        f"AND x.version <= %s ORDER BY x.version DESC LIMIT 1) t"
+    )
+
+
+def _kind(key_column: str) -> str:
+    return "bytea" if key_column == "node" else "text"
+
+
+def _server_bound(connection, sql: str, params: list) -> list[tuple]:
+    """Run a read with psycopg binding its parameters on the server, in binary.
+
+    Django's psycopg cursors bind on the client: every node id of a proof is escaped into the
+    statement text (half of a lookup's CPU time; for a 100,000-key proof a 40 MB statement and
+    8 s). Same connection, same transaction; the placeholders become ``%b`` and the rows come
+    back in binary; psycopg prepares a statement run often. Recorded in Django's query log
+    when it is on (tests count queries through it)."""
+    import psycopg
+
+    connection.ensure_connection()
+    started = time.perf_counter()
+    with psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql.replace("%s", "%b"), params, binary=True)
+        rows = cursor.fetchall()
+    if connection.queries_logged:
+        took = time.perf_counter() - started
+        connection.queries_log.append({"sql": sql, "time": f"{took:.3f}"})
+    return rows
+
+
 def _latest_rows(table: str, key_column: str, columns: str, keys: Sequence[Any], version: int):
-    """For each key, its row with the highest version at or below ``version`` (one query per
-    chunk): a LATERAL index probe per key on PostgreSQL, SQLite's bare columns of max()."""
+    """For each key, its row with the highest version at or below ``version``: one query on
+    PostgreSQL (``_latest_sql``, bound on the server), one per chunk on SQLite (its bare columns
+    of max())."""
     if not keys:
         return []
     rows: list[tuple] = []
     connection = connections[reading()]  # the replica for the read side (registry.routers)
+    if connection.vendor == "postgresql":
+        bulk = len(keys) >= _BULK
+        sql = _latest_sql(table, key_column, columns, _kind(key_column), bulk)
+        return _server_bound(connection, sql, [list(keys), version])
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            kind = "bytea" if key_column == "node" else "text"
+        for start in range(0, len(keys), _CHUNK):
+            chunk = list(keys[start : start + _CHUNK])
+            marks = ", ".join(["%s"] * len(chunk))
             cursor.execute(
-                f"SELECT q.k, t.version, {columns} FROM unnest(%s::{kind}[]) AS q(k) "  # noqa: S608
-                f"CROSS JOIN LATERAL (SELECT * FROM {table} x WHERE x.{key_column} = q.k "
-                f"AND x.version <= %s ORDER BY x.version DESC LIMIT 1) t",
-                [list(keys), version],
+                f"SELECT {key_column}, max(version), {columns} FROM {table} "  # noqa: S608
+                f"WHERE {key_column} IN ({marks}) AND version <= %s GROUP BY {key_column}",
+                [*chunk, version],
             )
-            rows = cursor.fetchall()
-        else:
-            for start in range(0, len(keys), _CHUNK):
-                chunk = list(keys[start : start + _CHUNK])
-                marks = ", ".join(["%s"] * len(chunk))
-                cursor.execute(
-                    f"SELECT {key_column}, max(version), {columns} FROM {table} "  # noqa: S608
-                    f"WHERE {key_column} IN ({marks}) AND version <= %s GROUP BY {key_column}",
-                    [*chunk, version],
-                )
-                rows += cursor.fetchall()
+            rows += cursor.fetchall()
     return rows
 
 
-def _fetch(version: int):
-    """The storage callback of ``PartialTree.load``: stored nodes as of ``version``."""
+_NODE_COLUMNS = "hash, leaf_path, leaf_value"
+
+
+def _nodes(rows) -> dict[bytes, statemap.StoredNode]:
+    found = {}
+    for node, _version, digest, leaf_path, leaf_value in rows:
+        stored = statemap.StoredNode.from_row(node, digest, leaf_path, leaf_value)
+        found[stored.node_id] = stored
+    return found
+
+
+def _fetch(version: int, first=None, *, cache: bool = False):
+    """The storage callback of ``PartialTree.load``: stored nodes as of ``version``.
+
+    The nodes of the map's top levels are the same for every lookup at one checkpoint: with
+    ``cache``, below ``LATEST`` (stored versions never change), they are kept per process, for
+    the last few versions asked. Only the answers use it; what checks the database before
+    signing (``checkpoints.verified_roots``) always reads it. ``first``, if given, answers the
+    first call instead of a query (see ``evidence``)."""
     table = MapNode._meta.db_table
+    cached = cache and version != LATEST
+    pending_first = [first]
 
     def fetch(ids: list[bytes]) -> dict[bytes, statemap.StoredNode]:
-        found = {}
-        for node, _version, digest, leaf_path, leaf_value in _latest_rows(
-            table, "node", "hash, leaf_path, leaf_value", ids, version
-        ):
-            stored = statemap.StoredNode.from_row(node, digest, leaf_path, leaf_value)
-            found[stored.node_id] = stored
+        known: dict[bytes, statemap.StoredNode | None] = {}
+        if cached:
+            known = _top_nodes.get(version)  # type: ignore[assignment]
+            if known is None:
+                if len(_top_nodes) >= 4:
+                    _top_nodes.clear()
+                known = _top_nodes[version] = {}
+        found: dict[bytes, statemap.StoredNode] = {}
+        ask = []
+        for node_id in ids:
+            if node_id in known:
+                if (hit := known[node_id]) is not None:
+                    found[node_id] = hit
+            else:
+                ask.append(node_id)
+        if pending_first[0] is not None:
+            fetched, pending_first[0] = pending_first[0](ask), None
+        else:
+            fetched = _nodes(_latest_rows(table, "node", _NODE_COLUMNS, ask, version))
+        found |= fetched
+        if cached:
+            for node_id in ask:
+                if int.from_bytes(node_id[:2], "big") < _TOP_DEPTH:
+                    known[node_id] = fetched.get(node_id)
         return found
 
     return fetch
+
+
+def clear_cache() -> None:
+    _top_nodes.clear()
 
 
 def apply(version: int, records: Iterable[rec.Record]) -> bytes | None:
@@ -84,7 +173,9 @@ def apply(version: int, records: Iterable[rec.Record]) -> bytes | None:
     if not latest:
         return None
     paths = {statemap.path_of(key): data for key, data in latest.items()}
-    tree = statemap.PartialTree.load(list(paths), _fetch(LATEST))
+    # A write of a few records reads their paths in one round (a million-key map is ~21 deep).
+    lookahead = _depth_bound(version) if len(paths) <= 16 else 8
+    tree = statemap.PartialTree.load(list(paths), _fetch(LATEST), lookahead=lookahead)
     for path, data in paths.items():
         tree.set(path, statemap.value_of(data))
     MapNode.objects.bulk_create(
@@ -110,8 +201,8 @@ def apply(version: int, records: Iterable[rec.Record]) -> bytes | None:
 def root(version: int = LATEST) -> bytes:
     """The map root as of log size ``version``."""
     node = statemap.node_id(0, b"")
-    rows = _latest_rows(MapNode._meta.db_table, "node", "hash", [node], version)
-    return bytes(rows[0][2]) if rows else statemap.EMPTY
+    found = _fetch(version)([node])
+    return found[node].hash if node in found else statemap.EMPTY
 
 
 def records_at(keys: Sequence[str], version: int = LATEST) -> dict[str, bytes]:
@@ -124,9 +215,47 @@ def decoded_at(keys: Sequence[str], version: int = LATEST) -> dict[str, rec.Reco
     return {key: orjson.loads(data) for key, data in records_at(keys, version).items()}
 
 
+def _depth_bound(version: int) -> int:
+    """How deep a proof's first round reads: a map of N keys puts a leaf about log2(N) levels
+    down, rarely more than a few below; the log size bounds N (every key has an entry)."""
+    return max(version, 2).bit_length() + 6
+
+
 def prove(keys: Sequence[str], version: int) -> bytes:
     """A multiproof of these keys (present or absent) in the map as of ``version``."""
     paths = [statemap.path_of(key) for key in keys]
-    # One path: its nodes down to depth 40 in one query (a 10-million-key map is ~24 deep).
-    lookahead = 40 if len(paths) == 1 else 8
+    # One path: its nodes down to a depth beyond its leaf's, almost always, in one query.
+    lookahead = _depth_bound(version) if len(paths) == 1 else 8
     return statemap.PartialTree.load(paths, _fetch(version), lookahead=lookahead).encode(paths)
+
+
+def evidence(key: str, version: int) -> tuple[bytes | None, bytes]:
+    """One key's record bytes (None: absent) and its map proof as of ``version``: on PostgreSQL
+    the record and the proof's first round of nodes come back from one query."""
+    path = statemap.path_of(key)
+    connection = connections[reading()]
+    record: list[bytes | None] = [None]
+    if connection.vendor != "postgresql":
+        record[0] = records_at([key], version).get(key)
+        tree = statemap.PartialTree.load(
+            [path], _fetch(version, cache=True), lookahead=_depth_bound(version)
+        )
+        return record[0], tree.encode([path])
+
+    def first(ids: list[bytes]) -> dict[bytes, statemap.StoredNode]:
+        sql = (
+            "SELECT 0, NULL::bytea, t.version, t.record, NULL::bytea, NULL::bytea "  # noqa: S608
+            f"FROM (SELECT * FROM {StateRecord._meta.db_table} x WHERE x.key = %s "
+            "AND x.version <= %s ORDER BY x.version DESC LIMIT 1) t UNION ALL "
+            "SELECT 1, q.k, t.version, t.hash, t.leaf_path, t.leaf_value "
+            "FROM unnest(%s::bytea[]) AS q(k) CROSS JOIN LATERAL "
+            f"(SELECT * FROM {MapNode._meta.db_table} x WHERE x.node = q.k "
+            "AND x.version <= %s ORDER BY x.version DESC LIMIT 1) t"
+        )
+        rows = _server_bound(connection, sql, [key, version, ids, version])
+        record[0] = next((bytes(r[3]) for r in rows if r[0] == 0), None)
+        return _nodes(r[1:] for r in rows if r[0] == 1)
+
+    fetch = _fetch(version, first, cache=True)
+    tree = statemap.PartialTree.load([path], fetch, lookahead=_depth_bound(version))
+    return record[0], tree.encode([path])

@@ -164,3 +164,32 @@ def test_the_migration_forward_appends_snapshots_and_rewrites_no_entry(provider,
     }
     # and the map holds them, as replaying the log gives them
     assert state.decoded_at(sorted(keys)) == {k: replayed()[k] for k in keys}
+
+
+def test_many_keys_read_in_one_pass_give_what_one_probe_per_key_gives(provider, actor, monkeypatch):
+    # given a map with history: vaults allocated over several appends, one of them held later
+    first = vaults.vault_allocate_many(actor=actor, provider=provider, count=30)
+    size_before = checkpoints.serving().size
+    vaults.vault_allocate_many(actor=actor, provider=provider, count=30)
+    vaults.vault_hold(actor=actor, vault=first[0], kind=HoldKind.SERVER)
+    size_after = checkpoints.serving().size
+    keys = [rec.vault_key(v.number) for v in first] + [rec.vault_key("FR00VLT10000000000")]
+    keys += [rec.provider_key(str(provider.pk))]
+    # when the same records and proofs are read key by key and as a large batch (the set-based
+    # query, with server-side binary parameters on PostgreSQL), at an old size and the newest
+    for size in (size_before, size_after):
+        monkeypatch.setattr(state, "_BULK", 10**9)
+        one_by_one = (state.records_at(keys, size), state.prove(keys, size), state.root(size))
+        monkeypatch.setattr(state, "_BULK", 1)
+        in_bulk = (state.records_at(keys, size), state.prove(keys, size), state.root(size))
+        # then they are the same, and the proof holds against the checkpoint's map root
+        assert in_bulk == one_by_one
+        assert rec.vault_key(first[0].number) in in_bulk[0]
+        assert rec.vault_key("FR00VLT10000000000") not in in_bulk[0]
+        paths = [statemap.path_of(k) for k in keys]
+        values = statemap.verify_multiproof(in_bulk[2], paths, in_bulk[1])
+        assert values[statemap.path_of(keys[0])] == statemap.value_of(in_bulk[0][keys[0]])
+    # and the held record is the newer one only at the newer size
+    held = rec.vault_key(first[0].number)
+    assert json.loads(state.records_at([held], size_before)[held])["server_hold"] is False
+    assert json.loads(state.records_at([held], size_after)[held])["server_hold"] is True

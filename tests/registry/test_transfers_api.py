@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from directory import proven
 from registry import transfer_codes
@@ -525,15 +526,17 @@ def test_a_vault_that_never_moved_has_no_previous_provider(lookup_client, vault)
 
 
 def test_naming_the_previous_provider_costs_no_query_it_is_in_the_vault_record(
-    clock, pending, losing_client, provider, django_assert_num_queries
+    clock, pending, losing_client, provider
 ):
     # given a vault that moved, and one that never did (their providers' evidence cached)
     act(losing_client, pending, "approve")
     still = VaultFactory(provider=provider)
     proven.lookup(pending.vault_id), proven.lookup(still.number)
-    # then both cost the same two queries: the vault's record and its proof
-    with django_assert_num_queries(2):
+    # then both cost the same queries, two at most: the vault's record and its proof's nodes
+    # (one query on PostgreSQL; the map's cached top levels may hold the whole proof here)
+    with CaptureQueriesContext(connection) as never_moved:
         assert proven.lookup(still.number).fields["previous_provider"] is None
-    with django_assert_num_queries(2):
+    with CaptureQueriesContext(connection) as moved_once:
         moved = proven.lookup(pending.vault_id).fields["previous_provider"]
     assert moved["id"] == str(provider.pk)
+    assert len(moved_once) == len(never_moved) <= 2
