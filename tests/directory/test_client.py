@@ -19,12 +19,9 @@ from registry.services import routing, vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.directory.helpers import (
-    BASE,
-    django_transport,
+    Cli,
     execute_without_trigger,
-    pinned_keys,
 )
-from tests.directory.test_client_plan import django_poster
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
@@ -32,39 +29,6 @@ pytestmark = pytest.mark.django_db
 
 def _offline(url, headers):
     raise AssertionError(f"the client went online: {url}")
-
-
-class Cli:
-    """Runs ``vault-registry`` in-process against the test server, with pinned keys."""
-
-    def __init__(self, tmp_path, token: str):
-        _, self.keys = pinned_keys(tmp_path)
-        self.mirror = tmp_path / "mirror.sqlite3"
-        self.state = tmp_path / "state.json"
-        self.token = token
-
-    def __call__(self, *argv: str, transport=None) -> tuple[int, str, str]:
-        out, err = StringIO(), StringIO()
-        code = cli.main(
-            [
-                "--url",
-                BASE,
-                "--token",
-                self.token,
-                "--keys",
-                str(self.keys),
-                "--mirror",
-                str(self.mirror),
-                "--state",
-                str(self.state),
-                *argv,
-            ],
-            transport=transport or django_transport(),
-            poster=django_poster(),
-            out=out,
-            err=err,
-        )
-        return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from directory import checkpoints, keys, proven, receipts, state, tree
 from directory.checkpoints import CheckpointRefused
-from directory.client import cli, plans
+from directory.client import plans
 from directory.client.errors import (
     CertificateMismatch,
     Inconsistent,
@@ -42,7 +42,7 @@ from directory.client.errors import (
     Tampered,
 )
 from directory.client.mirror import Mirror
-from directory.client.verify import PinnedKeys, Trust, verify_lookup
+from directory.client.verify import verify_lookup
 from directory.models import Checkpoint, StateRecord
 from directory.transparency import cosignature, note, tiles
 from directory.transparency import records as rec
@@ -54,12 +54,12 @@ from registry.services.common import canonical, leaf_hash
 from registry.services.vaults import HoldKind
 from tests.directory.helpers import (
     BASE,
+    Cli,
+    django_poster,
     django_transport,
     execute_without_trigger,
     leaf_hashes,
-    pinned_keys,
 )
-from tests.directory.test_client_plan import django_poster
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
@@ -132,55 +132,6 @@ def rewrite_entry(sequence: int, provider_id: str) -> None:
 
 
 # --- The client -------------------------------------------------------------------------------
-
-
-class Cli:
-    """Runs ``vault-registry`` in-process against the test server with pinned keys (as the
-    ``Cli`` of test_client.py does), with its own mirror and ``--state`` file."""
-
-    def __init__(self, tmp_path: Path, token: str, name: str = "client"):
-        _, self.keys = pinned_keys(tmp_path)
-        self.tmp_path = tmp_path
-        self.mirror = tmp_path / f"{name}.mirror.sqlite3"
-        self.state = tmp_path / f"{name}.state.json"
-        self.token = token
-
-    def __call__(self, *argv: str, options=(), transport=None, poster=None):
-        out, err = StringIO(), StringIO()
-        code = cli.main(
-            [
-                "--url",
-                BASE,
-                "--token",
-                self.token,
-                "--keys",
-                str(self.keys),
-                "--mirror",
-                str(self.mirror),
-                "--state",
-                str(self.state),
-                *options,
-                *argv,
-            ],
-            transport=transport or django_transport(),
-            poster=poster or django_poster(),
-            out=out,
-            err=err,
-        )
-        return code, out.getvalue(), err.getvalue()
-
-    def plan(self, numbers_asked: list[str], **kwargs):
-        """``vault-registry plan``; returns the exit status, the plan written (None if refused)
-        and the standard error."""
-        run = self.tmp_path / "run.txt"
-        run.write_text("\n".join(numbers_asked) + "\n")
-        written = self.tmp_path / "plan.json"
-        written.unlink(missing_ok=True)
-        code, _out, err = self("plan", str(run), "--out", str(written), **kwargs)
-        return code, json.loads(written.read_text()) if written.exists() else None, err
-
-    def trust(self) -> Trust:
-        return Trust(PinnedKeys.from_file(self.keys))
 
 
 def mirror_size(path: Path) -> int:

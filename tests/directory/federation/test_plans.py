@@ -16,8 +16,7 @@ from directory.plans import build_plan
 from directory.receipts import receipt_for_plan
 from directory.transparency import note
 from registry.numbers import check_digits
-from tests.directory.helpers import BASE, django_transport
-from tests.directory.test_client_plan import django_poster
+from tests.directory.helpers import BASE, django_poster, django_transport
 from tests.factories import make_token
 
 
