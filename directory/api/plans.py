@@ -108,6 +108,7 @@ class RoutingPlanCreateApi(APIView):
     renderer_classes = [JSONRenderer, NDJSONRenderer]
     max_body_setting = "VAULT_PLAN_MAX_BODY"
     parser_classes: list = []  # the body is read once, as bytes, by read_numbers
+    rate_limit = "token"  # numbers per token and minute (registry.ratelimit), documented 429
 
     @extend_schema(
         operation_id="routing_plans_create",
@@ -125,6 +126,7 @@ class RoutingPlanCreateApi(APIView):
                 "duplicates. With `Accept: application/x-ndjson`, one JSON object per line."
             ),
             413: OpenApiResponse(description="Too many numbers, or body too large"),
+            503: OpenApiResponse(description="No checkpoint signed yet (no_checkpoint)"),
         },
         examples=[
             OpenApiExample("numbers", value=["FR97 VLT1 0123 4567 8901", "fr97vlt1012345678901"])

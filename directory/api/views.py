@@ -55,6 +55,7 @@ class VaultLookupApi(APIView):
     """Resolve one vault number, in any input form, to its routing record."""
 
     permission_classes = [LookupScope]
+    rate_limit = "token"  # per token and minute (registry.ratelimit), documented 429
 
     def dispatch(self, request, number):
         """The hot path, without DRF's request wrapping, negotiation and throttling: the same
