@@ -146,7 +146,7 @@ class RoutingPlanCreateApi(APIView):
             local, shares = federated.split(asked, document)
             if shares:
                 return self.federated(request, purpose, body, local, shares, document)
-        plan = build_plan(asked)
+        plan = build_plan(asked, purpose=purpose)
         if peer:  # a member's share: answered and signed, recorded by the asking registry
             answer = plan.as_json()
             receipt = receipt_for_plan(
@@ -154,6 +154,7 @@ class RoutingPlanCreateApi(APIView):
                 hashlib.sha256(answer).hexdigest(),
                 plan.summary,
                 plan.checkpoint,
+                purpose,
             )
             return HttpResponse(
                 answer,
@@ -182,7 +183,11 @@ class RoutingPlanCreateApi(APIView):
             "Vault-Registry-Answer-SHA256": record.answer_sha256,
             # Signs the hashes of the bytes exchanged: it cannot travel inside the answer.
             "Vault-Registry-Receipt": receipt_for_plan(
-                record.request_sha256, record.answer_sha256, plan.summary, plan.checkpoint
+                record.request_sha256,
+                record.answer_sha256,
+                plan.summary,
+                plan.checkpoint,
+                purpose,
             ),
             **(window.headers() if window is not None else {}),
         }
@@ -208,7 +213,7 @@ class RoutingPlanCreateApi(APIView):
         local_part = federated.Part(me.name, me.url, orjson.dumps(local), count=len(local))
         checkpoint = None
         if local:
-            plan = build_plan(local)
+            plan = build_plan(local, purpose=purpose)
             checkpoint = plan.checkpoint
             local_part.answer = plan.as_json()
             local_part.receipt = receipt_for_plan(
@@ -216,6 +221,7 @@ class RoutingPlanCreateApi(APIView):
                 hashlib.sha256(local_part.answer).hexdigest(),
                 plan.summary,
                 plan.checkpoint,
+                purpose,
             )
         asking.join()
         header = {"checkpoint": checkpoint.note if checkpoint else None}
@@ -228,6 +234,7 @@ class RoutingPlanCreateApi(APIView):
                 hashlib.sha256(answer).hexdigest(),
                 summary,
                 checkpoint,
+                purpose,
             ),
         }
         return HttpResponse(answer, content_type="application/json", headers=headers)
@@ -249,6 +256,6 @@ class RoutingPlanDetailApi(APIView):
         }
         checkpoint = Checkpoint.objects.filter(size=record.log_size).order_by("id").first()
         data["receipt"] = receipt_for_plan(
-            data["request_sha256"], data["answer_sha256"], summary, checkpoint
+            data["request_sha256"], data["answer_sha256"], summary, checkpoint, record.purpose
         )
         return json_response(data)

@@ -221,7 +221,12 @@ def _plan(
     elif args.keys:
         trust = _trust(args)
         verified = plans.verify_plan(
-            receipt, trust, body, answer, plans.state_fetcher(args.url, poster)
+            receipt,
+            trust,
+            body,
+            answer,
+            plans.state_fetcher(args.url, poster),
+            purpose=args.purpose,
         )
         err.write(
             f"plan verified: {verified.numbers} numbers placed as checkpoint "
@@ -258,7 +263,12 @@ def _verify_federated(
     if not json.loads(answer).get("federated"):  # every number was the registry's own
         trust = _trust(args, federation.member_keys(document, asked))
         verified = plans.verify_plan(
-            receipt, trust, body, answer, plans.state_fetcher(args.url, poster)
+            receipt,
+            trust,
+            body,
+            answer,
+            plans.state_fetcher(args.url, poster),
+            purpose=args.purpose,
         )
         err.write(f"plan verified: {verified.numbers} numbers, all of {asked.name}\n")
         return
@@ -270,6 +280,7 @@ def _verify_federated(
         body,
         answer,
         lambda member: plans.state_fetcher(member.url, poster),
+        purpose=args.purpose,
     )
     for name, part in sorted(result.parts.items()):
         err.write(

@@ -60,7 +60,7 @@ from tests.directory.helpers import (
     execute_without_trigger,
     leaf_hashes,
 )
-from tests.factories import make_token
+from tests.factories import EndpointFactory, IssuerFactory, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -1068,6 +1068,118 @@ def test_a_lying_registry_that_signs_a_forged_plan_is_refused_by_its_placements(
     # then the placements, checked against the signed state map, refuse it
     with pytest.raises(PlanMismatch, match=PLACEMENT_REFUSALS[how]):
         plans.verify_plan(lying_receipt, trust, request, forged_bytes, fetch_state)
+
+
+# --- Plans with a purpose: endpoints filtered by document type --------------------------------
+
+
+@pytest.fixture
+def purpose_world(tmp_path, provider, other_provider, actor):
+    """``provider`` takes payslips on a second endpoint, ``other_provider`` bank statements
+    only; one vault at each; a client of an issuer allowed both purposes."""
+    payslips = EndpointFactory(provider=provider, document_types=["payslip"])
+    mine = vaults.vault_allocate(actor=actor, provider=provider)
+    theirs = vaults.vault_allocate(actor=actor, provider=other_provider)
+    checkpoints.publish()
+    forget_caches()
+    issuer = IssuerFactory(purposes=["bank_statement", "payslip"])
+    return SimpleNamespace(
+        cli=Cli(tmp_path, make_token(issuer)[1], name="payroll"),
+        asked=[mine.number, theirs.number],
+        mine=mine.number,
+        theirs=theirs.number,
+        payslip_url=payslips.url,
+    )
+
+
+def _send(w, purpose: str | None) -> tuple[bytes, bytes, str]:
+    request = ("\n".join(w.asked) + "\n").encode()
+    answer, receipt = plans.send_plan(
+        BASE,
+        w.cli.token,
+        request,
+        "text/plain; charset=utf-8",
+        purpose=purpose,
+        poster=django_poster(),
+    )
+    return request, answer, receipt
+
+
+def _lying_receipt(request: bytes, forged: bytes, plan: dict, purpose: str | None) -> str:
+    return receipts.sign_receipt(
+        {
+            "typ": "routing-plan",
+            "asked": {"request_sha256": hashlib.sha256(request).hexdigest(), "purpose": purpose},
+            "answer": {
+                "answer_sha256": hashlib.sha256(forged).hexdigest(),
+                "summary": plan["summary"],
+            },
+            "checkpoint": plan["checkpoint"],
+        }
+    )
+
+
+def test_a_plan_with_a_purpose_is_verified_end_to_end(purpose_world):
+    # when the client sends a payslip run and verifies it
+    code, plan, err = purpose_world.cli.plan(purpose_world.asked, "--purpose", "payslip")
+
+    # then it is verified: the payslip endpoint only, the other provider unroutable for it
+    assert code == 0, err
+    assert "plan verified: 2 numbers placed" in err
+    [group] = plan["groups"]
+    assert [e["url"] for e in group["endpoints"]] == [purpose_world.payslip_url]
+    assert plan["unroutable"] == [
+        {"number": purpose_world.theirs, "reason": "no_endpoint_for_purpose"}
+    ]
+
+
+def test_a_registry_that_ignores_the_purpose_is_refused(purpose_world):
+    # given the registry's genuine plan without a purpose, presented as the payslip run
+    request, answer, _receipt = _send(purpose_world, None)
+    forged_plan = {**json.loads(answer), "purpose": "payslip"}
+    forged = json.dumps(forged_plan).encode()
+    lying = _lying_receipt(request, forged, forged_plan, "payslip")
+    fetch_state = plans.state_fetcher(BASE, django_poster())
+    trust = purpose_world.cli.trust()
+
+    # then the placements, recomputed for payslips from the proven records, refuse it
+    with pytest.raises(PlanMismatch, match="the signed state says no_endpoint_for_purpose"):
+        plans.verify_plan(lying, trust, request, forged, fetch_state, purpose="payslip")
+
+
+def test_a_group_that_keeps_an_endpoint_refusing_the_purpose_is_refused(purpose_world):
+    # given the genuine payslip plan, with the bank-statement endpoint slipped into the group
+    request, answer, receipt = _send(purpose_world, "payslip")
+    fetch_state = plans.state_fetcher(BASE, django_poster())
+    trust = purpose_world.cli.trust()
+    verified = plans.verify_plan(receipt, trust, request, answer, fetch_state, purpose="payslip")
+    assert verified.numbers == 2
+    unfiltered = json.loads(_send(purpose_world, None)[1])
+    forged_plan = json.loads(answer)
+    mine = next(g for g in unfiltered["groups"] if purpose_world.mine in g["numbers"])
+    forged_plan["groups"][0]["endpoints"] = mine["endpoints"]
+    forged = json.dumps(forged_plan).encode()
+    lying = _lying_receipt(request, forged, forged_plan, "payslip")
+
+    # then the group is not what the signed record gives for payslips
+    with pytest.raises(PlanMismatch, match="the group is not its signed record"):
+        plans.verify_plan(lying, trust, request, forged, fetch_state, purpose="payslip")
+
+
+def test_a_plan_for_another_purpose_is_refused(purpose_world):
+    # given a genuine bank-statement plan, served to a client that asked for payslips
+    request, answer, receipt = _send(purpose_world, "bank_statement")
+    fetch_state = plans.state_fetcher(BASE, django_poster())
+    trust = purpose_world.cli.trust()
+
+    # then its receipt gives it away, as does a plan whose header was changed and re-signed
+    with pytest.raises(Tampered, match="not the 'payslip' asked"):
+        plans.verify_plan(receipt, trust, request, answer, fetch_state, purpose="payslip")
+    forged_plan = json.loads(answer)
+    forged = json.dumps(forged_plan).encode()
+    lying = _lying_receipt(request, forged, forged_plan, "payslip")
+    with pytest.raises(PlanMismatch, match="resolved for purpose 'bank_statement'"):
+        plans.verify_plan(lying, trust, request, forged, fetch_state, purpose="payslip")
 
 
 # --- Witnesses --------------------------------------------------------------------------------

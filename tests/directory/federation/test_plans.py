@@ -85,7 +85,7 @@ def test_a_peer_down_costs_only_its_numbers(federation, lookup_client, vault, ch
     assert lost["error"]["code"] == "registry_unavailable"
 
 
-def _run_cli(token, fed_vkey, tmp_path, numbers):
+def _run_cli(token, fed_vkey, tmp_path, numbers, *extra):
     (tmp_path / "numbers.txt").write_text("\n".join(numbers) + "\n")
     out, err = StringIO(), StringIO()
     code = cli.main(
@@ -100,6 +100,7 @@ def _run_cli(token, fed_vkey, tmp_path, numbers):
             str(tmp_path / "numbers.txt"),
             "--out",
             str(tmp_path / "plan.json"),
+            *extra,
         ],
         transport=django_transport(),
         poster=django_poster(),
@@ -122,6 +123,28 @@ def test_the_client_verifies_the_local_part_and_names_the_peer_down(
     assert code == 0, err
     assert "part of self verified: 1 numbers" in err
     assert "peer-b unavailable: 1 numbers not resolved" in err
+
+
+def test_a_purpose_goes_to_each_peer_and_the_client_verifies_the_parts_for_it(
+    federation, fed_vkey, issuer, vault, checkpoint, peer, tmp_path
+):
+    calls, _behaviour = peer
+
+    code, err = _run_cli(
+        make_token(issuer)[1],
+        fed_vkey,
+        tmp_path,
+        [vault.number, _foreign(1)],
+        "--purpose",
+        "bank_statement",
+    )
+
+    assert code == 0, err
+    assert "part of self verified: 1 numbers" in err
+    (call,) = calls
+    assert call["url"] == "http://peer-b.test/api/v1/routing-plans?purpose=bank_statement"
+    local = json.loads((tmp_path / "plan.json").read_text())["parts"][0]
+    assert json.loads(local["answer"])["purpose"] == "bank_statement"
 
 
 def test_the_client_refuses_a_part_not_signed_by_its_registry(
