@@ -17,6 +17,7 @@ import orjson
 from django.conf import settings
 
 from directory import history, keys, proven
+from directory.api.purposes import purpose_parameter
 from directory.models import Checkpoint
 from directory.transparency.answers import answer_projection
 from registry.errors import DomainError, InvalidInput
@@ -77,6 +78,7 @@ def _asked(request, number: str) -> dict[str, Any]:
     return {
         "number": number,
         "at": history.at_parameter(request),
+        "purpose": purpose_parameter(request) or None,
         "issuer": attribution or (str(issuer.pk) if issuer is not None else None),
     }
 

@@ -14,6 +14,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from directory.api.purposes import purpose_asked
 from directory.api.rendering import NDJSONRenderer, json_response
 from directory.api.views import PeerPrincipal
 from directory.federation import members, signatures
@@ -24,7 +25,7 @@ from directory.receipts import receipt_for_plan
 from directory.transparency.records import Reason
 from registry import metrics, ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
-from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
+from registry.errors import ErrorCode, NotFound
 from registry.models.organisations import Purpose
 from registry.routers import reads_from_replica
 
@@ -80,25 +81,6 @@ class LookupOrPeer(LookupScope):
         return isinstance(request.user, PeerPrincipal) or super().has_permission(request, view)
 
 
-def _purpose(request) -> str:
-    purpose = request.query_params.get("purpose", "")
-    if not purpose:
-        return ""
-    if purpose not in Purpose.values:
-        raise InvalidInput(
-            ErrorCode.VALIDATION_ERROR,
-            f"Unknown purpose; known: {', '.join(Purpose.values)}.",
-        )
-    if isinstance(request.user, PeerPrincipal):  # the asking registry checked its issuer
-        return purpose
-    if purpose not in request.user.issuer.purposes:
-        raise Forbidden(
-            ErrorCode.PURPOSE_NOT_ALLOWED,
-            "Your organisation is not allowed to resolve numbers for this purpose.",
-        )
-    return purpose
-
-
 class RoutingPlanCreateApi(APIView):
     """Resolve up to 100,000 vault numbers in one call, grouped by provider; in a federation,
     each home registry resolves its own numbers (one part per registry)."""
@@ -134,7 +116,7 @@ class RoutingPlanCreateApi(APIView):
     )
     @reads_from_replica
     def post(self, request):
-        purpose = _purpose(request)
+        purpose = purpose_asked(request)
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
         peer = isinstance(request.user, PeerPrincipal)

@@ -78,6 +78,9 @@ def _parser() -> argparse.ArgumentParser:
     lookup = commands.add_parser("lookup", help="resolve one number and verify the answer")
     lookup.add_argument("number")
     lookup.add_argument("--at", help="ISO 8601 time: where the vault routed then")
+    lookup.add_argument(
+        "--purpose", help="what you deliver, e.g. payslip: only endpoints accepting it"
+    )
     lookup.add_argument("--json", action="store_true", help="print the verified answer as JSON")
     mirror = commands.add_parser("mirror", help="the local, verified mirror of the log")
     actions = mirror.add_subparsers(dest="action", required=True)
@@ -143,8 +146,8 @@ def _lookup(args, registry: http.Registry, out: TextIO) -> int:
             trust.witnesses = federation.witness_policy(document, home)
     else:
         trust = _trust(args)
-    status, body = registry.lookup(args.number, args.at)
-    verified = verify_lookup(args.number, args.at, status, body, trust)
+    status, body = registry.lookup(args.number, args.at, args.purpose)
+    verified = verify_lookup(args.number, args.at, status, body, trust, purpose=args.purpose)
     if home is not None:
         out.write(f"answered by {home.name} ({home.url}), its home registry\n")
     if args.state and (home is None or home.url == registry.base_url):

@@ -1070,7 +1070,7 @@ def test_a_lying_registry_that_signs_a_forged_plan_is_refused_by_its_placements(
         plans.verify_plan(lying_receipt, trust, request, forged_bytes, fetch_state)
 
 
-# --- Plans with a purpose: endpoints filtered by document type --------------------------------
+# --- Purposes: endpoints filtered by document type, in plans and lookups ----------------------
 
 
 @pytest.fixture
@@ -1180,6 +1180,54 @@ def test_a_plan_for_another_purpose_is_refused(purpose_world):
     lying = _lying_receipt(request, forged, forged_plan, "payslip")
     with pytest.raises(PlanMismatch, match="resolved for purpose 'bank_statement'"):
         plans.verify_plan(lying, trust, request, forged, fetch_state, purpose="payslip")
+
+
+def test_a_lookup_with_a_purpose_is_verified_for_it(purpose_world):
+    # when the payroll issuer looks up both vaults for payslips
+    code, out, err = purpose_world.cli("lookup", purpose_world.theirs, "--purpose", "payslip")
+    assert code == 0, err
+    assert f"{purpose_world.theirs}: NOT deliverable no_endpoint_for_purpose" in out
+    code, out, err = purpose_world.cli(
+        "lookup", purpose_world.mine, "--purpose", "payslip", "--json"
+    )
+
+    # then each answer is verified, with the endpoints accepting payslips only
+    assert code == 0, err
+    assert [e["url"] for e in json.loads(out)["endpoints"]] == [purpose_world.payslip_url]
+
+
+def test_a_lookup_whose_purpose_was_dropped_on_its_way_is_refused(purpose_world):
+    # given a man in the middle who removes the purpose from the question
+    transport = django_transport()
+
+    def strip(url, headers):
+        return transport(url.split("?")[0], headers)
+
+    # then the genuine answer to the other question is refused by its receipt
+    code, out, err = purpose_world.cli(
+        "lookup", purpose_world.theirs, "--purpose", "payslip", transport=strip
+    )
+    assert code == Tampered.exit_code, err
+    assert "another purpose" in err and out == ""
+
+
+def test_an_endpoint_refusing_the_purpose_added_to_an_answer_is_refused(purpose_world):
+    # given the genuine payslip answer for the vault whose provider takes both types, with the
+    # bank-statement endpoint slipped back in on its way
+    everything = genuine(purpose_world.mine, purpose_world.cli.token)[1]["endpoints"]
+
+    def add(_url, status, body):
+        body["endpoints"] = everything
+        return status, body
+
+    code, out, err = purpose_world.cli(
+        "lookup", purpose_world.mine, "--purpose", "payslip", transport=mitm(add)
+    )
+
+    # then the endpoints are not what the proven provider record gives for payslips
+    assert len(everything) == 2
+    assert code == ProofMismatch.exit_code, err
+    assert "endpoints is not what the signed records say" in err and out == ""
 
 
 # --- Witnesses --------------------------------------------------------------------------------
