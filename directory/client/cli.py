@@ -87,6 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     actions.add_parser("sync", help="follow the log up to its latest checkpoint")
     resolve = actions.add_parser("resolve", help="resolve a file of numbers offline")
     resolve.add_argument("file", help="one number per line ('-' for standard input)")
+    resolve.add_argument("--purpose", help="what you deliver: only endpoints accepting it")
     plan = commands.add_parser("plan", help="send a file of numbers as a routing plan")
     plan.add_argument("file", help="one number per line, or a JSON array")
     plan.add_argument("--out", default="-", help="where to write the plan ('-': stdout)")
@@ -198,7 +199,8 @@ def _mirror(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
         else:
             numbers = read_numbers(Path(args.file).read_text().splitlines())
         for number in numbers:
-            out.write(json.dumps(mirror.resolve(number), ensure_ascii=False) + "\n")
+            answer = mirror.resolve(number, purpose=args.purpose)
+            out.write(json.dumps(answer, ensure_ascii=False) + "\n")
         return 0
     finally:
         mirror.close()
