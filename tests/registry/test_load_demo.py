@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 
 from registry.management.commands.load_demo import PROVIDERS, example_number
 from registry.models import Issuer, Provider, Vault, VaultStatus
-from registry.services import vaults
+from registry.services import transfers, vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 
@@ -155,3 +155,26 @@ def test_a_closed_example_vault_is_reported():
     # the first curl then names another deliverable vault
     curl = next(line for line in out.getvalue().splitlines() if "curl" in line)
     assert "FR97%20VLT1%200123" not in curl
+
+
+def test_a_pending_transfer_of_the_example_vault_is_reported():
+    # given the README's portability examples run: a code, then a request by the second provider
+    load()
+    vault = Vault.objects.get(number=example_number())
+    losing, gaining = (Provider.objects.get(legal_name=spec[0]) for spec in PROVIDERS[:2])
+    actor = Actor.system("readme")
+    _code, value = transfers.transfer_code_issue(actor=actor, provider=losing, vault=vault)
+    transfers.transfer_request(
+        actor=actor,
+        gaining_provider=gaining,
+        number=vault.number,
+        code=value,
+        consent_reference="contract 2025-00042",
+    )
+
+    # when the demo is loaded again
+    err = StringIO()
+    call_command("load_demo", vaults=300, stdout=StringIO(), stderr=err)
+
+    # then it says so
+    assert "a transfer of the README's example vault is pending" in err.getvalue()
