@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 RUN_ENV := SECRET_KEY_FILE=var/secret_key LOG_FORMAT=text
+PORT ?= 8000
+GUNICORN_BIND ?= 127.0.0.1:$(PORT)
 
 .PHONY: install run test format openapi clean bench bench-federation federation messages compilemessages
 SIZE ?= 1m
@@ -31,15 +33,17 @@ var/secret_key:
 	mkdir -p var
 	umask 077 && $(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))' > var/secret_key
 
-## make run: install, migrate the embedded SQLite database, load the demo federation, serve.
+## make run: install, migrate the embedded SQLite database, load the demo federation, serve on
+## 127.0.0.1:$(PORT) (PORT=8010 make run), or wherever GUNICORN_BIND says; gunicorn prints the
+## URLs of the sockets it really bound once it is ready.
 run: install compilemessages var/secret_key
 	$(RUN_ENV) $(BIN)/python manage.py migrate --noinput
 	$(RUN_ENV) $(BIN)/python manage.py createcachetable
 	$(RUN_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(RUN_ENV) $(BIN)/python manage.py generate_keys
-	$(RUN_ENV) $(BIN)/python manage.py load_demo
-	@echo "Serving on http://127.0.0.1:8000/ (API docs: /api/docs/, admin: /admin/). Ctrl-C stops."
-	$(RUN_ENV) $(BIN)/gunicorn -c deploy/gunicorn.conf.py
+	$(RUN_ENV) GUNICORN_BIND='$(GUNICORN_BIND)' $(BIN)/python manage.py load_demo
+	@echo "Starting gunicorn on $(GUNICORN_BIND); Ctrl-C stops."
+	$(RUN_ENV) GUNICORN_BIND='$(GUNICORN_BIND)' $(BIN)/gunicorn -c deploy/gunicorn.conf.py
 
 ## make test: install, lint, check migrations, run the suite (DATABASE_URL picks PostgreSQL).
 test: install compilemessages

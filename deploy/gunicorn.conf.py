@@ -90,6 +90,16 @@ def on_starting(server):
         keys.signing_key(purpose)  # ImproperlyConfigured: run `manage.py generate_keys`
 
 
+def when_ready(server):
+    """Say where the registry really answers: the address of each socket gunicorn bound (the
+    port PORT=8010 make run or GUNICORN_BIND asked for, one the system chose for port 0, or
+    the socket systemd passed), never the one this file defaults to."""
+    from registry.serving import announce
+
+    for line in announce(server.LISTENERS, https=server.cfg.is_ssl):
+        server.log.info(line)
+
+
 def child_exit(server, worker):
     """A worker's live gauges end with it (prometheus-client's multiprocess mode)."""
     from prometheus_client import multiprocess

@@ -86,13 +86,16 @@ class Plan:
     duplicates: list[dict[str, Any]] = field(default_factory=list)
     checkpoint: Checkpoint | None = None
     at: str = ""
+    purpose: str = ""
 
     def header(self) -> dict[str, Any]:
-        """The plan's identity, and the signed state and time it was resolved against: the
-        client verifies every placement against that checkpoint's map."""
+        """The plan's identity, the purpose it was resolved for (endpoints filtered by its
+        document type), and the signed state and time it was resolved against: the client
+        verifies every placement against that checkpoint's map, for that purpose."""
         return {
             "id": str(self.id),
             "created_at": timestamp(self.created_at),
+            "purpose": self.purpose or None,
             "at": self.at,
             "checkpoint": self.checkpoint.note if self.checkpoint else None,
         }
@@ -122,10 +125,12 @@ class Plan:
             yield b"\n".join(lines[start : start + 1000]) + b"\n"
 
 
-def resolve_plan(valid: list[str], checkpoint: Checkpoint, at: str):
+def resolve_plan(valid: list[str], checkpoint: Checkpoint, at: str, purpose: str = ""):
     """Place each valid, distinct number from the state map at ``checkpoint``
-    (``records.placement``, as the client checks it): the numbers per deliverable provider,
-    the providers' records, and (number, reason) for the rest. Two queries for the records."""
+    (``records.placement``, as the client checks it), for ``purpose`` (a provider without an
+    endpoint accepting its document type cannot be delivered to): the numbers per deliverable
+    provider, the providers' records, and (number, reason) for the rest. Two queries for the
+    records."""
     size = checkpoint.size
     found = state.records_at([rec.vault_key(n) for n in valid], size)
     vaults = {key[len(rec.VAULT) + 1 :]: orjson.loads(data) for key, data in found.items()}
@@ -136,7 +141,9 @@ def resolve_plan(valid: list[str], checkpoint: Checkpoint, at: str):
     }
     # A provider's own reasons are the same for all its open, unheld vaults: decided once.
     open_vault = {"status": "active", "client_hold": False, "server_hold": False}
-    by_provider = {pid: rec.placement(open_vault, providers.get(pid), at) for pid in provider_ids}
+    by_provider = {
+        pid: rec.placement(open_vault, providers.get(pid), at, purpose) for pid in provider_ids
+    }
     groups: dict[str, list[str]] = {}
     unroutable: list[tuple[str, str]] = []
     for number in valid:
@@ -156,9 +163,10 @@ def resolve_plan(valid: list[str], checkpoint: Checkpoint, at: str):
     return groups, providers, unroutable
 
 
-def build_plan(asked: list[str], checkpoint: Checkpoint | None = None) -> Plan:
+def build_plan(asked: list[str], checkpoint: Checkpoint | None = None, purpose: str = "") -> Plan:
     """Resolve every number asked against the state signed by ``checkpoint`` (the one served
-    by default); each appears exactly once in the answer."""
+    by default), for ``purpose`` when the issuer names one (only endpoints accepting its
+    document type); each number appears exactly once in the answer."""
     checkpoint = checkpoint or proven.checkpoint_for(None)
     now = timezone.now()
     at = timestamp(now)
@@ -176,13 +184,17 @@ def build_plan(asked: list[str], checkpoint: Checkpoint | None = None) -> Plan:
             invalid[raw] = f"{Reason.INVALID}:{exc.code}"
         counts[raw] += times
     valid = [n for n in counts if n not in invalid] if invalid else list(counts)
-    placed, providers, refused = resolve_plan(valid, checkpoint, at)
+    placed, providers, refused = resolve_plan(valid, checkpoint, at, purpose)
     unroutable = [{"number": raw, "reason": reason} for raw, reason in invalid.items()]
     unroutable += [{"number": number, "reason": reason} for number, reason in refused]
     unroutable.sort(key=lambda item: (item["reason"], item["number"]))
     by_reason = Counter(item["reason"] for item in unroutable)
     groups = [
-        {**rec.route_fields(providers[pid], at), "numbers": sorted(members), "count": len(members)}
+        {
+            **rec.route_fields(providers[pid], at, purpose),
+            "numbers": sorted(members),
+            "count": len(members),
+        }
         for pid, members in placed.items()
     ]
     proven.attach_pems([c for group in groups for c in group["encryption_certificates"]])
@@ -199,7 +211,15 @@ def build_plan(asked: list[str], checkpoint: Checkpoint | None = None) -> Plan:
     }
     groups.sort(key=lambda group: (group["provider"]["legal_name"], group["provider"]["id"]))
     return Plan(
-        uuid.uuid4(), now, summary, groups, unroutable, duplicates, checkpoint=checkpoint, at=at
+        uuid.uuid4(),
+        now,
+        summary,
+        groups,
+        unroutable,
+        duplicates,
+        checkpoint=checkpoint,
+        at=at,
+        purpose=purpose,
     )
 
 

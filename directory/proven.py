@@ -129,9 +129,10 @@ class Lookup:
         }
 
 
-def lookup(number: str, at: datetime | None = None) -> Lookup:
+def lookup(number: str, at: datetime | None = None, purpose: str = "") -> Lookup:
     """Where vault ``number`` routes, at the checkpoint served (or the one in force at ``at``),
-    proven: 200 with both records, 410 for a closed vault, 404 with a proof of absence."""
+    for ``purpose`` when one is asked (the endpoints accepting its document type), proven: 200
+    with both records, 410 for a closed vault, 404 with a proof of absence."""
     checkpoint = checkpoint_for(at)
     moment = timestamp(at or timezone.now())
     vault = evidence(rec.vault_key(number), checkpoint.size)
@@ -142,7 +143,7 @@ def lookup(number: str, at: datetime | None = None) -> Lookup:
     provider = provider_evidence(vault.record["provider"], checkpoint.size)
     if provider.record is None:  # the log never named this provider: the map is inconsistent
         raise DomainError(ErrorCode.SERVER_ERROR, "The vault's provider has no record.", status=500)
-    fields = rec.lookup_fields(vault.record, provider.record, moment)
+    fields = rec.lookup_fields(vault.record, provider.record, moment, purpose)
     attach_pems(fields["encryption_certificates"])
     return Lookup(200, number, moment, checkpoint, fields, vault, provider)
 

@@ -17,6 +17,7 @@ import orjson
 from django.conf import settings
 
 from directory import history, keys, proven
+from directory.api.purposes import purpose_parameter
 from directory.models import Checkpoint
 from directory.transparency.answers import answer_projection
 from registry.errors import DomainError, InvalidInput
@@ -77,6 +78,7 @@ def _asked(request, number: str) -> dict[str, Any]:
     return {
         "number": number,
         "at": history.at_parameter(request),
+        "purpose": purpose_parameter(request) or None,
         "issuer": attribution or (str(issuer.pk) if issuer is not None else None),
     }
 
@@ -123,14 +125,19 @@ def signed_lookup(get):
 
 
 def receipt_for_plan(
-    request_sha256: str, answer_sha256: str, summary: dict, checkpoint: Checkpoint | None
+    request_sha256: str,
+    answer_sha256: str,
+    summary: dict,
+    checkpoint: Checkpoint | None,
+    purpose: str = "",
 ) -> str:
-    """A receipt for a routing plan: the hashes of the request and answer bytes and a summary,
-    bound to the signed checkpoint the plan was resolved against."""
+    """A receipt for a routing plan: the hashes of the request and answer bytes, the purpose
+    asked (None: none) and a summary, bound to the signed checkpoint the plan was resolved
+    against."""
     return sign_receipt(
         {
             "typ": "routing-plan",
-            "asked": {"request_sha256": request_sha256},
+            "asked": {"request_sha256": request_sha256, "purpose": purpose or None},
             "answer": {"answer_sha256": answer_sha256, "summary": summary},
             "checkpoint": checkpoint.note if checkpoint else None,
         }

@@ -9,4 +9,5 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from registry import checks  # noqa: F401  (registers the system checks)
         from registry.api import schema  # noqa: F401  (registers the OpenAPI auth extension)

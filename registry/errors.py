@@ -56,6 +56,7 @@ class ErrorCode(StrEnum):
     DUPLICATE_LEGAL_ID = "duplicate_legal_id"
     TOKEN_ALREADY_REVOKED = "token_already_revoked"
     NUMBER_SPACE_EXHAUSTED = "number_space_exhausted"
+    NUMBER_TAKEN = "number_taken"
     # Portability (transfer codes, transfers, locks) and notifications
     TRANSFER_CODE_MALFORMED = "transfer_code_malformed"
     TRANSFER_CODE_INVALID = "transfer_code_invalid"

@@ -14,16 +14,15 @@ the window's end, draft-ietf-httpapi-ratelimit-headers); a refusal is 429 ``rate
 
 from __future__ import annotations
 
-import ipaddress
 import time
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
 
 from registry.errors import ErrorCode, TooManyRequests
+from registry.proxies import client_address
 
 KEY_PREFIX = "vault-registry:rl:"
 
@@ -115,33 +114,6 @@ def charge_issuer(principal: Any, *, plan_numbers: int | None = None) -> Window 
             f"try again in {window.reset} s.",
         )
     return window
-
-
-@cache
-def _trusted_networks(proxies: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in proxies)
-
-
-def _is_trusted(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address.strip())
-    except ValueError:
-        return False
-    return any(ip in net for net in _trusted_networks(tuple(settings.VAULT_TRUSTED_PROXIES)))
-
-
-def client_address(request: Any) -> str:
-    """The address the request came from: REMOTE_ADDR, unless that is a trusted proxy
-    (VAULT_TRUSTED_PROXIES), in which case the right-most X-Forwarded-For hop that is not one.
-    A header from anybody else is ignored: it is the client's to forge."""
-    remote = request.META.get("REMOTE_ADDR", "")
-    if not _is_trusted(remote):
-        return remote
-    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-    for hop in reversed([hop for hop in hops if hop]):
-        if not _is_trusted(hop):
-            return hop
-    return remote
 
 
 def charge_address(request: Any, scope: str, limit: int, period: int) -> Window | None:

@@ -181,8 +181,6 @@ VAULT_RATE_PLAN_NUMBERS_PER_MINUTE = env_int("VAULT_RATE_PLAN_NUMBERS_PER_MINUTE
 # /.well-known), and per hour for onboarding applications.
 VAULT_RATE_PUBLIC_PER_MINUTE = env_int("VAULT_RATE_PUBLIC_PER_MINUTE", 600)
 VAULT_RATE_APPLICATIONS_PER_HOUR = env_int("VAULT_RATE_APPLICATIONS_PER_HOUR", 20)
-# Reverse proxies (CIDR list) whose X-Forwarded-For is believed; from anyone else it is ignored.
-VAULT_TRUSTED_PROXIES = env_list("VAULT_TRUSTED_PROXIES")
 # Without Redis, each worker writes its usage counts to the table at most this often (seconds).
 VAULT_USAGE_FLUSH_SECONDS = env_int("VAULT_USAGE_FLUSH_SECONDS", 30)
 # An issuer that asked at least MIN numbers over the last WINDOW minutes, more than SHARE percent
@@ -204,8 +202,14 @@ VAULT_RETRY_AFTER_SECONDS = env_int("VAULT_RETRY_AFTER_SECONDS", 1)
 # Retry-After (seconds) of /readyz's 503.
 VAULT_READY_RETRY_AFTER = env_int("VAULT_READY_RETRY_AFTER", 5)
 # Proxies whose X-Forwarded-For and X-Request-ID are believed (addresses or CIDR networks; `unix`
-# for a Unix socket, as nginx reaches gunicorn in deploy/). Anyone else's are ignored.
+# for a Unix socket, as nginx reaches gunicorn in deploy/), for everything that needs the client's
+# address: request ids, /metrics, the per-address rate limits. Anyone else's are ignored.
 TRUSTED_PROXIES = env_list("TRUSTED_PROXIES", "unix,127.0.0.1,::1")
+# VAULT_TRUSTED_PROXIES was the rate limits' own list: a deprecated alias, read only when
+# TRUSTED_PROXIES is not set (registry/checks.py warns either way).
+DEPRECATED_TRUSTED_PROXIES = env_list("VAULT_TRUSTED_PROXIES")
+if DEPRECATED_TRUSTED_PROXIES and not env("TRUSTED_PROXIES"):
+    TRUSTED_PROXIES = DEPRECATED_TRUSTED_PROXIES
 # /metrics (Prometheus) answers these client addresses (through a trusted proxy, the address it
 # forwards), and any request carrying `Authorization: Bearer <METRICS_TOKEN>`.
 METRICS_ALLOWED_ADDRESSES = env_list("METRICS_ALLOWED_ADDRESSES", "127.0.0.1,::1")
@@ -225,7 +229,7 @@ def _networks(name: str, items: list[str]):
         raise ImproperlyConfigured(f"{name}: {exc}") from exc
 
 
-TRUSTED_PROXY_NETWORKS = _networks("TRUSTED_PROXIES", TRUSTED_PROXIES)
+_networks("TRUSTED_PROXIES", TRUSTED_PROXIES)  # refuse a malformed list at start
 METRICS_ALLOWED_NETWORKS = _networks("METRICS_ALLOWED_ADDRESSES", METRICS_ALLOWED_ADDRESSES)
 
 # --- Django -------------------------------------------------------------------------------------
@@ -466,7 +470,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["registry.api.parsers.JSONParser"],
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "registry.api.parsers.ContentNegotiation",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "registry.api.openapi.RegistryAutoSchema",
     "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.CursorPagination",
     "PAGE_SIZE": 100,
     "EXCEPTION_HANDLER": "registry.api.errors.problem_exception_handler",

@@ -15,6 +15,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from directory.api.purposes import purpose_asked
 from directory.api.rendering import NDJSONRenderer, json_response
 from directory.api.views import PeerPrincipal
 from directory.federation import members, signatures, traffic
@@ -25,7 +26,7 @@ from directory.receipts import receipt_for_plan
 from directory.transparency.records import Reason
 from registry import metrics, ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
-from registry.errors import ErrorCode, Forbidden, InvalidInput, NotFound
+from registry.errors import ErrorCode, NotFound
 from registry.models.organisations import Purpose
 from registry.routers import reads_from_replica
 from registry.services.common import timestamp
@@ -89,25 +90,6 @@ class LookupOrPeer(LookupScope):
         return isinstance(request.user, PeerPrincipal) or super().has_permission(request, view)
 
 
-def _purpose(request) -> str:
-    purpose = request.query_params.get("purpose", "")
-    if not purpose:
-        return ""
-    if purpose not in Purpose.values:
-        raise InvalidInput(
-            ErrorCode.VALIDATION_ERROR,
-            f"Unknown purpose; known: {', '.join(Purpose.values)}.",
-        )
-    if isinstance(request.user, PeerPrincipal):  # the asking registry checked its issuer
-        return purpose
-    if purpose not in request.user.issuer.purposes:
-        raise Forbidden(
-            ErrorCode.PURPOSE_NOT_ALLOWED,
-            "Your organisation is not allowed to resolve numbers for this purpose.",
-        )
-    return purpose
-
-
 class RoutingPlanCreateApi(APIView):
     """Resolve up to 100,000 vault numbers in one call, grouped by provider; in a federation,
     each home registry resolves its own numbers (one part per registry)."""
@@ -116,6 +98,7 @@ class RoutingPlanCreateApi(APIView):
     permission_classes = [LookupOrPeer]
     renderer_classes = [JSONRenderer, NDJSONRenderer]
     max_body_setting = "VAULT_PLAN_MAX_BODY"
+    rate_limit = "token"  # numbers per token and minute (registry.ratelimit), documented 429
     parser_classes: list = []  # the body is read once, as bytes, by read_numbers
 
     @extend_schema(
@@ -134,6 +117,7 @@ class RoutingPlanCreateApi(APIView):
                 "duplicates. With `Accept: application/x-ndjson`, one JSON object per line."
             ),
             413: OpenApiResponse(description="Too many numbers, or body too large"),
+            503: OpenApiResponse(description="No checkpoint signed yet (no_checkpoint)"),
         },
         examples=[
             OpenApiExample("numbers", value=["FR97 VLT1 0123 4567 8901", "fr97vlt1012345678901"])
@@ -141,13 +125,13 @@ class RoutingPlanCreateApi(APIView):
     )
     @reads_from_replica
     def post(self, request):
-        purpose = _purpose(request)
+        purpose = purpose_asked(request)
         body = request.body
         asked = read_numbers(body, request.content_type or "", settings.VAULT_PLAN_MAX_NUMBERS)
         peer = isinstance(request.user, PeerPrincipal)
         ndjson = NDJSON in request.META.get("HTTP_ACCEPT", "")
         if peer:
-            return self.share(request, body, asked, ndjson)
+            return self.share(request, purpose, body, asked, ndjson)
         window = ratelimit.charge_issuer(request.user, plan_numbers=len(asked))
         metrics.observe_plan(str(request.user.issuer.pk), len(asked))
         document = members.current()
@@ -157,7 +141,7 @@ class RoutingPlanCreateApi(APIView):
                 return self.federated(
                     request, purpose, body, asked, local, shares, document, window, ndjson
                 )
-        plan = build_plan(asked)
+        plan = build_plan(asked, purpose=purpose)
         usage.record(
             request.user.issuer.pk,
             purpose,
@@ -179,7 +163,11 @@ class RoutingPlanCreateApi(APIView):
             "Vault-Registry-Answer-SHA256": record.answer_sha256,
             # Signs the hashes of the bytes exchanged: it cannot travel inside the answer.
             "Vault-Registry-Receipt": receipt_for_plan(
-                record.request_sha256, record.answer_sha256, plan.summary, plan.checkpoint
+                record.request_sha256,
+                record.answer_sha256,
+                plan.summary,
+                plan.checkpoint,
+                purpose,
             ),
             **(window.headers() if window is not None else {}),
         }
@@ -189,17 +177,18 @@ class RoutingPlanCreateApi(APIView):
         # exactly what the record proves.
         return StreamingHttpResponse(iter(chunks), content_type=NDJSON, headers=headers)
 
-    def share(self, request, body, asked, ndjson):
+    def share(self, request, purpose, body, asked, ndjson):
         """A member registry's share of its issuer's plan: answered and signed (JSON or NDJSON,
         as asked), recorded by the asking registry, not here."""
         traffic.count(request.user.peer.member.name, traffic.IN, traffic.PLAN, len(asked))
-        plan = build_plan(asked)
+        plan = build_plan(asked, purpose=purpose)
         answer = b"".join(plan.as_ndjson()) if ndjson else plan.as_json()
         receipt = receipt_for_plan(
             hashlib.sha256(body).hexdigest(),
             hashlib.sha256(answer).hexdigest(),
             plan.summary,
             plan.checkpoint,
+            purpose,
         )
         return HttpResponse(
             answer,
@@ -216,7 +205,7 @@ class RoutingPlanCreateApi(APIView):
         issuer, token = request.user.issuer, request.user.token
         fan = federated.FanOut(shares, document, str(issuer.pk), purpose, ndjson=ndjson)
         me = members.self_member(document)
-        local_part, checkpoint = _local_part(me, local, ndjson)
+        local_part, checkpoint = _local_part(me, local, ndjson, purpose)
         plan_id, created_at = uuid.uuid4(), timezone.now()
         request_sha256 = hashlib.sha256(body).hexdigest()
         header = {
@@ -240,7 +229,7 @@ class RoutingPlanCreateApi(APIView):
             )
             unknown = summary["unroutable_by_reason"].get(str(Reason.UNKNOWN), 0)
             usage.record(issuer.pk, purpose, numbers=len(asked), unknown=unknown)
-            return receipt_for_plan(request_sha256, answer_sha256, summary, checkpoint)
+            return receipt_for_plan(request_sha256, answer_sha256, summary, checkpoint, purpose)
 
         headers = {
             "Location": f"/api/v1/routing-plans/{plan_id}",
@@ -260,13 +249,13 @@ class RoutingPlanCreateApi(APIView):
         return HttpResponse(answer, content_type="application/json", headers=headers)
 
 
-def _local_part(me, local: list[str], ndjson: bool):
+def _local_part(me, local: list[str], ndjson: bool, purpose: str):
     """This registry's share resolved as a plan of its own, with its receipt (None when every
     number asked belongs to peers), and the checkpoint it was resolved against."""
     if not local:
         return None, None
     part = federated.Part(me.name, me.url, orjson.dumps(local), count=len(local))
-    plan = build_plan(local)
+    plan = build_plan(local, purpose=purpose)
     part.answer = b"".join(plan.as_ndjson()) if ndjson else plan.as_json()
     part.summary = plan.summary
     part.receipt = receipt_for_plan(
@@ -274,6 +263,7 @@ def _local_part(me, local: list[str], ndjson: bool):
         hashlib.sha256(part.answer).hexdigest(),
         plan.summary,
         plan.checkpoint,
+        purpose,
     )
     return part, plan.checkpoint
 
@@ -294,6 +284,6 @@ class RoutingPlanDetailApi(APIView):
         }
         checkpoint = Checkpoint.objects.filter(size=record.log_size).order_by("id").first()
         data["receipt"] = receipt_for_plan(
-            data["request_sha256"], data["answer_sha256"], summary, checkpoint
+            data["request_sha256"], data["answer_sha256"], summary, checkpoint, record.purpose
         )
         return json_response(data)

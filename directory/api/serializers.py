@@ -65,6 +65,7 @@ class VaultRoutingSerializer(serializers.Serializer):
                 "provider_suspended",
                 "provider_withdrawn",
                 "no_endpoint",
+                "no_endpoint_for_purpose",
                 "no_valid_certificate",
             ]
         )

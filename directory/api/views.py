@@ -7,6 +7,7 @@ from rest_framework import exceptions
 from rest_framework.views import APIView
 
 from directory import history, proven, receipts
+from directory.api.purposes import purpose_asked
 from directory.api.rendering import json_response
 from directory.api.serializers import VaultRoutingSerializer
 from directory.federation import forwarding, members, signatures, traffic
@@ -14,6 +15,7 @@ from registry import metrics, ratelimit, usage
 from registry.api.auth import BearerTokenAuthentication, LookupScope
 from registry.api.errors import problem_from_exception
 from registry.federation import parse_number
+from registry.models.organisations import Purpose
 from registry.numbers import format_display
 from registry.routers import reads_from_replica
 
@@ -56,6 +58,7 @@ class VaultLookupApi(APIView):
     """Resolve one vault number, in any input form, to its routing record."""
 
     permission_classes = [LookupScope]
+    rate_limit = "token"  # per token and minute (registry.ratelimit), documented 429
 
     def dispatch(self, request, number):
         """The hot path, without DRF's request wrapping, negotiation and throttling: the same
@@ -77,7 +80,8 @@ class VaultLookupApi(APIView):
                 response[name] = value
         issuer = getattr(getattr(request, "user", None), "issuer", None)
         if response.status_code in _COUNTED and issuer is not None:
-            usage.record(issuer.pk, "", numbers=1, unknown=int(response.status_code == 404))
+            purpose = getattr(request, "lookup_purpose", "")
+            usage.record(issuer.pk, purpose, numbers=1, unknown=int(response.status_code == 404))
         if issuer is not None:
             metrics.count_lookup(str(issuer.pk), response.status_code)
         return response
@@ -96,6 +100,14 @@ class VaultLookupApi(APIView):
                 description="ISO 8601 time with offset: answer where the vault routed then",
             ),
             OpenApiParameter(
+                "purpose",
+                str,
+                enum=Purpose.values,
+                description="Why you deliver (one of your organisation's purposes): only the "
+                "endpoints accepting this document type are answered, and a provider with none "
+                "makes the vault undeliverable (no_endpoint_for_purpose)",
+            ),
+            OpenApiParameter(
                 "forward",
                 bool,
                 description="false: a number of another member is answered with a referral "
@@ -104,7 +116,8 @@ class VaultLookupApi(APIView):
         ],
         responses={
             200: VaultRoutingSerializer,
-            400: OpenApiResponse(description="Malformed number (code says why)"),
+            400: OpenApiResponse(description="Malformed number or unknown purpose"),
+            403: OpenApiResponse(description="purpose_not_allowed for your organisation"),
             404: OpenApiResponse(description="No vault has this number (with a proof of absence)"),
             410: OpenApiResponse(description="The vault is closed (with its proven record)"),
             421: OpenApiResponse(description="referred: ?forward=false, the home registry's URL"),
@@ -117,10 +130,11 @@ class VaultLookupApi(APIView):
     @receipts.signed_lookup  # every answer, refusals included, carries a signed receipt
     def get(self, request, number):
         parsed = parse_number(number)
+        purpose = request.lookup_purpose = purpose_asked(request)
         if not members.is_local(parsed.allocator):
-            return self.foreign(request, number, parsed.allocator)
+            return self.foreign(request, number, parsed.allocator, purpose)
         at = history.parse_at(history.at_parameter(request))
-        result = proven.lookup(parsed.value, at)
+        result = proven.lookup(parsed.value, at, purpose)
         receipt = receipts.lookup_receipt(request, number, result)
         if result.status != 200:
             error = proven.refusal(result)
@@ -135,7 +149,7 @@ class VaultLookupApi(APIView):
         }
         return json_response(body)
 
-    def foreign(self, request, number: str, allocator: str):
+    def foreign(self, request, number: str, allocator: str, purpose: str):
         """A number of another member: its home registry's answer, untouched, or a referral
         (always to a member registry asking: a question is never forwarded twice)."""
         home = members.home_of(allocator)
@@ -146,4 +160,6 @@ class VaultLookupApi(APIView):
         }:
             raise forwarding.referral(home, number)
         issuer = str(request.user.issuer.pk)
-        return forwarding.forward_lookup(home, number, history.at_parameter(request), issuer)
+        return forwarding.forward_lookup(
+            home, number, history.at_parameter(request), issuer, purpose
+        )

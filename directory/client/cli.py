@@ -78,12 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     lookup = commands.add_parser("lookup", help="resolve one number and verify the answer")
     lookup.add_argument("number")
     lookup.add_argument("--at", help="ISO 8601 time: where the vault routed then")
+    lookup.add_argument(
+        "--purpose", help="what you deliver, e.g. payslip: only endpoints accepting it"
+    )
     lookup.add_argument("--json", action="store_true", help="print the verified answer as JSON")
     mirror = commands.add_parser("mirror", help="the local, verified mirror of the log")
     actions = mirror.add_subparsers(dest="action", required=True)
     actions.add_parser("sync", help="follow the log up to its latest checkpoint")
     resolve = actions.add_parser("resolve", help="resolve a file of numbers offline")
     resolve.add_argument("file", help="one number per line ('-' for standard input)")
+    resolve.add_argument("--purpose", help="what you deliver: only endpoints accepting it")
     plan = commands.add_parser("plan", help="send a file of numbers as a routing plan")
     plan.add_argument("file", help="one number per line, or a JSON array")
     plan.add_argument("--out", default="-", help="where to write the plan ('-': stdout)")
@@ -143,8 +147,8 @@ def _lookup(args, registry: http.Registry, out: TextIO) -> int:
             trust.witnesses = federation.witness_policy(document, home)
     else:
         trust = _trust(args)
-    status, body = registry.lookup(args.number, args.at)
-    verified = verify_lookup(args.number, args.at, status, body, trust)
+    status, body = registry.lookup(args.number, args.at, args.purpose)
+    verified = verify_lookup(args.number, args.at, status, body, trust, purpose=args.purpose)
     if home is not None:
         out.write(f"answered by {home.name} ({home.url}), its home registry\n")
     if args.state and (home is None or home.url == registry.base_url):
@@ -195,7 +199,8 @@ def _mirror(args, registry: http.Registry, out: TextIO, err: TextIO) -> int:
         else:
             numbers = read_numbers(Path(args.file).read_text().splitlines())
         for number in numbers:
-            out.write(json.dumps(mirror.resolve(number), ensure_ascii=False) + "\n")
+            answer = mirror.resolve(number, purpose=args.purpose)
+            out.write(json.dumps(answer, ensure_ascii=False) + "\n")
         return 0
     finally:
         mirror.close()
@@ -222,7 +227,12 @@ def _plan(
     elif args.keys:
         trust = _trust(args)
         verified = plans.verify_plan(
-            receipt, trust, body, answer, plans.state_fetcher(args.url, poster)
+            receipt,
+            trust,
+            body,
+            answer,
+            plans.state_fetcher(args.url, poster),
+            purpose=args.purpose,
         )
         err.write(
             f"plan verified: {verified.numbers} numbers placed as checkpoint "
@@ -259,7 +269,12 @@ def _verify_federated(
     if not federation.is_federated(answer):  # every number was the registry's own
         trust = _trust(args, federation.member_keys(document, asked))
         verified = plans.verify_plan(
-            receipt, trust, body, answer, plans.state_fetcher(args.url, poster)
+            receipt,
+            trust,
+            body,
+            answer,
+            plans.state_fetcher(args.url, poster),
+            purpose=args.purpose,
         )
         err.write(f"plan verified: {verified.numbers} numbers, all of {asked.name}\n")
         return
@@ -271,6 +286,7 @@ def _verify_federated(
         body,
         answer,
         lambda member: plans.state_fetcher(member.url, poster),
+        purpose=args.purpose,
     )
     for name, part in sorted(result.parts.items()):
         err.write(

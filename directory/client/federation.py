@@ -143,6 +143,7 @@ def verify_federated_plan(
     answer: bytes,
     fetch_state: Callable[[fed.Member], StateFetcher],
     *,
+    purpose: str | None = None,
     now: float | None = None,
 ) -> VerifiedFederatedPlan:
     """Verify a plan split across registries: the registry asked signed the merged answer; the
@@ -155,6 +156,8 @@ def verify_federated_plan(
         raise Tampered("the merged plan differs from what its receipt signed")
     if payload.get("asked", {}).get("request_sha256") != hashlib.sha256(request).hexdigest():
         raise Tampered("the receipt signs another request than the one sent")
+    if payload.get("asked", {}).get("purpose") != (purpose or None):
+        raise Tampered("the receipt answers another purpose than the one asked")
     parts = plan.get("parts") or []
     sent: dict[str, str] = {}
     for part in parts:
@@ -189,6 +192,7 @@ def verify_federated_plan(
             part["request"].encode(),
             part["answer"].encode(),
             fetch_state(member),
+            purpose=purpose,
             now=now,
         )
     return VerifiedFederatedPlan(verified, unavailable, len(items))

@@ -55,10 +55,13 @@ class Registry:
             raise RegistryError(status, _problem(body))
         return body
 
-    def lookup(self, number: str, at: str | None = None) -> tuple[int, dict[str, Any]]:
+    def lookup(
+        self, number: str, at: str | None = None, purpose: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
         """The lookup answer, whatever its status (refusals carry receipts too)."""
         path = "/api/v1/vaults/" + urllib.parse.quote(number, safe="")
-        status, body = self._get(path, {"at": at} if at else None)
+        params = {"at": at or None, "purpose": purpose or None}
+        status, body = self._get(path, params if any(params.values()) else None)
         try:
             return status, json.loads(body)
         except ValueError as exc:

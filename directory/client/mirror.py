@@ -253,8 +253,11 @@ class Mirror:
 
     # --- Offline answers --------------------------------------------------------------------
 
-    def resolve(self, number: str, at: str | None = None) -> dict[str, Any]:
-        """Where ``number`` routes according to the mirror, with the registry's reasons."""
+    def resolve(
+        self, number: str, at: str | None = None, purpose: str | None = None
+    ) -> dict[str, Any]:
+        """Where ``number`` routes according to the mirror, with the registry's reasons (for
+        ``purpose``: the endpoints accepting its document type)."""
         at = at or now_stamp()
         vault = self.record(rec.vault_key(number))
         if vault is None:
@@ -263,7 +266,7 @@ class Mirror:
         answer: dict[str, Any] = {"number": number, "found": True, "status": vault["status"]}
         if provider is None:
             return answer | {"deliverable": False, "reasons": [rec.placement(vault, None, at)]}
-        fields = rec.lookup_fields(vault, provider, at)
+        fields = rec.lookup_fields(vault, provider, at, purpose)
         return answer | {
             "deliverable": fields["deliverable"],
             "reasons": fields["reasons"],

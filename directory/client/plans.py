@@ -180,13 +180,16 @@ def verify_plan(
     answer: bytes,
     fetch_state: StateFetcher,
     *,
+    purpose: str | None = None,
     now: float | None = None,
 ) -> VerifiedPlan:
     """Verify a routing plan completely: its receipt signs exactly the request and answer
-    bytes; its checkpoint is trusted (signature, age, witnesses); every number asked appears
-    once and is placed (group or unroutable reason) where the signed state map puts it, with
-    every group's provider, endpoints and certificates derived from the proven records."""
+    bytes and the purpose asked; its checkpoint is trusted (signature, age, witnesses); every
+    number asked appears once and is placed (group or unroutable reason) where the signed state
+    map puts it for that purpose, with every group's provider, endpoints (those accepting the
+    purpose's document type) and certificates derived from the proven records."""
     now = time.time() if now is None else now
+    purpose = purpose or None
     if not receipt:
         raise ClientError("the plan came without a receipt")
     payload = verify_receipt(receipt, trust.keys, now=now)
@@ -196,7 +199,16 @@ def verify_plan(
         raise Tampered("the receipt signs another request than the one sent")
     if payload["answer"].get("answer_sha256") != hashlib.sha256(answer).hexdigest():
         raise Tampered("the answer differs from what its receipt signed")
+    if payload["asked"].get("purpose") != purpose:
+        raise Tampered(
+            f"the receipt answers purpose {payload['asked'].get('purpose')!r}, "
+            f"not the {purpose!r} asked"
+        )
     plan = parse_plan(answer)
+    if plan.get("purpose") != purpose:
+        raise PlanMismatch(
+            f"the plan is resolved for purpose {plan.get('purpose')!r}, not {purpose!r}"
+        )
     checkpoint, cosigners = check_trusted(plan.get("checkpoint") or "", trust, now=now)
     if not same_checkpoint(payload.get("checkpoint"), checkpoint.note):
         raise Tampered("the receipt is bound to another checkpoint than the plan")
@@ -219,7 +231,7 @@ def verify_plan(
     for number in valid:
         vault = vaults[number]
         provider = providers.get(vault["provider"]) if vault else None
-        reason = rec.placement(vault, provider, at)
+        reason = rec.placement(vault, provider, at, purpose)
         where = placed[number]
         if reason is not None:
             if where != reason:
@@ -235,7 +247,7 @@ def verify_plan(
         provider = providers.get(group.get("provider", {}).get("id"))
         if provider is None:
             raise PlanMismatch("a group names a provider the signed state does not hold")
-        derived = rec.route_fields(provider, at)
+        derived = rec.route_fields(provider, at, purpose)
         shown = {key: without_pem(group.get(key)) for key in derived}
         if shown != derived:
             raise PlanMismatch(f"provider {provider['id']}: the group is not its signed record")

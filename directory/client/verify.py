@@ -383,16 +383,22 @@ def verify_lookup(
     body: dict[str, Any],
     trust: Trust,
     *,
+    purpose: str | None = None,
     now: float | None = None,
 ) -> VerifiedLookup:
-    """Verify a lookup answer to the question (``asked``, ``asked_at``) completely."""
+    """Verify a lookup answer to the question (``asked``, ``asked_at``, ``purpose``)
+    completely: with a purpose, the endpoints and reasons are those the proven provider record
+    gives for its document type."""
     now = time.time() if now is None else now
+    purpose = purpose or None
     number = compact(asked)
     if body.get("code") == "no_checkpoint":  # nothing signed (then): nothing to verify or use
         raise RegistryError(status, body.get("detail", "no checkpoint"))
     receipt = verify_receipt(body.get("receipt"), trust.keys, now=now)
     if compact(str((receipt.get("asked") or {}).get("number", ""))) != number:
         raise Tampered("the receipt answers another number than the one asked")
+    if (receipt.get("asked") or {}).get("purpose") != purpose:
+        raise Tampered("the receipt answers another purpose than the one asked")
     if status == 400:
         answer = receipt.get("answer") or {}
         if answer.get("status") != 400 or answer.get("code") != body.get("code"):
@@ -430,7 +436,7 @@ def verify_lookup(
         )
     if status != expected:
         raise ProofMismatch(f"HTTP {status}, but the signed state says {expected}")
-    fields = rec.lookup_fields(vault, provider, at) if provider is not None else None
+    fields = rec.lookup_fields(vault, provider, at, purpose) if provider is not None else None
     pems: dict[str, str] = {}
     if fields is not None:
         if body.get("number") != number or body.get("display") != format_display(number):

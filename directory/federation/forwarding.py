@@ -159,11 +159,15 @@ def call(
     return send(member, method, url, signed, body, timeout, kind=kind, numbers=numbers)
 
 
-def forward_lookup(member: fed.Member, number: str, at: str | None, issuer: str) -> HttpResponse:
-    """Ask the home registry; its answer as it came (status, media type, body)."""
+def forward_lookup(
+    member: fed.Member, number: str, at: str | None, issuer: str, purpose: str = ""
+) -> HttpResponse:
+    """Ask the home registry (the same time and purpose); its answer as it came (status,
+    media type, body)."""
     path = "/api/v1/vaults/" + urllib.parse.quote(number, safe="")
-    if at:
-        path += "?" + urllib.parse.urlencode({"at": at})
+    query = {name: value for name, value in (("at", at), ("purpose", purpose)) if value}
+    if query:
+        path += "?" + urllib.parse.urlencode(query)
     status, headers, body = call(
         member, "GET", path, issuer=issuer, headers={"Accept": "application/json"}
     )

@@ -121,6 +121,8 @@ class Reason(StrEnum):
     PROVIDER_SUSPENDED = "provider_suspended"
     PROVIDER_WITHDRAWN = "provider_withdrawn"
     NO_ENDPOINT = "no_endpoint"
+    # Endpoints in force, but none accepting the document type of the purpose asked.
+    NO_ENDPOINT_FOR_PURPOSE = "no_endpoint_for_purpose"
     NO_VALID_CERTIFICATE = "no_valid_certificate"
     # Only in routing plans: a single lookup answers 404 and 400 instead.
     UNKNOWN = "unknown"
@@ -132,18 +134,31 @@ REASON_HOLD = str(Reason.HOLD)
 REASON_PROVIDER_SUSPENDED = str(Reason.PROVIDER_SUSPENDED)
 REASON_PROVIDER_WITHDRAWN = str(Reason.PROVIDER_WITHDRAWN)
 REASON_NO_ENDPOINT = str(Reason.NO_ENDPOINT)
+REASON_NO_ENDPOINT_FOR_PURPOSE = str(Reason.NO_ENDPOINT_FOR_PURPOSE)
 REASON_NO_VALID_CERTIFICATE = str(Reason.NO_VALID_CERTIFICATE)
 ENDPOINT_FIELDS = ("id", "transport_profile", "url", "document_types", "activates_at", "expires_at")
 CERTIFICATE_FIELDS = ("id", "fingerprint_sha256", "key_type", "not_before", "not_after")
 
 
-def endpoints_in_force(provider: Record, at: str) -> list[Record]:
-    """The provider's endpoints active at ``at`` (RFC 3339 UTC strings compare as text)."""
+def accepts(endpoint: Record, purpose: str | None) -> bool:
+    """Whether an endpoint takes documents of ``purpose`` (a document type: the purposes are
+    the registry's document types). No purpose asked, or an endpoint that declares no document
+    types (no restriction), accepts; otherwise the type must be among those it declares."""
+    if not purpose:
+        return True
+    declared = endpoint.get("document_types") or []
+    return not declared or purpose in declared
+
+
+def endpoints_in_force(provider: Record, at: str, purpose: str | None = None) -> list[Record]:
+    """The provider's endpoints active at ``at`` (RFC 3339 UTC strings compare as text) and,
+    when a purpose is asked, accepting its document type."""
     return [
         endpoint
         for endpoint in provider.get("endpoints", [])
         if endpoint["activates_at"] <= at
         and (endpoint.get("expires_at") is None or endpoint["expires_at"] > at)
+        and accepts(endpoint, purpose)
     ]
 
 
@@ -161,8 +176,9 @@ def flags_of(vault: Record) -> list[str]:
     return [flag for flag in FLAGS if vault.get(flag)]
 
 
-def reasons_of(vault: Record, provider: Record, at: str) -> list[str]:
-    """Every reason the vault cannot be delivered to at ``at``, most decisive first."""
+def reasons_of(vault: Record, provider: Record, at: str, purpose: str | None = None) -> list[str]:
+    """Every reason the vault cannot be delivered to at ``at`` (for ``purpose``, when one is
+    asked), most decisive first."""
     reasons = []
     if vault["status"] == "closed":
         reasons.append(REASON_CLOSED)
@@ -176,6 +192,8 @@ def reasons_of(vault: Record, provider: Record, at: str) -> list[str]:
         )
     if not endpoints_in_force(provider, at):
         reasons.append(REASON_NO_ENDPOINT)
+    elif purpose and not endpoints_in_force(provider, at, purpose):
+        reasons.append(REASON_NO_ENDPOINT_FOR_PURPOSE)
     if not certificates_in_force(provider, at):
         reasons.append(REASON_NO_VALID_CERTIFICATE)
     return reasons
@@ -190,15 +208,18 @@ def provider_identity(provider: Record) -> dict[str, Any]:
     }
 
 
-def lookup_fields(vault: Record, provider: Record, at: str) -> dict[str, Any]:
-    """Every field of a found lookup answer an issuer acts on, from the two records alone.
+def lookup_fields(
+    vault: Record, provider: Record, at: str, purpose: str | None = None
+) -> dict[str, Any]:
+    """Every field of a found lookup answer an issuer acts on, from the two records alone
+    (and the purpose asked, which keeps the endpoints accepting its document type).
 
     The registry builds its answer with this function and the client recomputes it from the
     proven records: a field that is not here is not proven (the README lists those).
     """
     if provider["id"] != vault["provider"]:
         raise RecordError("the provider record is not the vault's provider")
-    reasons = reasons_of(vault, provider, at)
+    reasons = reasons_of(vault, provider, at, purpose)
     previous = vault.get("previous_provider")
     return {
         "number": vault["number"],
@@ -209,7 +230,7 @@ def lookup_fields(vault: Record, provider: Record, at: str) -> dict[str, Any]:
         "provider": provider_identity(provider),
         "endpoints": [
             {name: e.get(name) for name in ENDPOINT_FIELDS}
-            for e in endpoints_in_force(provider, at)
+            for e in endpoints_in_force(provider, at, purpose)
         ],
         "encryption_certificates": [
             {name: c[name] for name in CERTIFICATE_FIELDS}
@@ -219,13 +240,14 @@ def lookup_fields(vault: Record, provider: Record, at: str) -> dict[str, Any]:
     }
 
 
-def route_fields(provider: Record, at: str) -> dict[str, Any]:
-    """A routing plan group's proven part: the provider's identity and routes at ``at``."""
+def route_fields(provider: Record, at: str, purpose: str | None = None) -> dict[str, Any]:
+    """A routing plan group's proven part: the provider's identity and routes at ``at`` (the
+    endpoints accepting the purpose's document type, when the plan names one)."""
     return {
         "provider": provider_identity(provider),
         "endpoints": [
             {name: e.get(name) for name in ENDPOINT_FIELDS}
-            for e in endpoints_in_force(provider, at)
+            for e in endpoints_in_force(provider, at, purpose)
         ],
         "encryption_certificates": [
             {name: c[name] for name in CERTIFICATE_FIELDS}
@@ -234,12 +256,15 @@ def route_fields(provider: Record, at: str) -> dict[str, Any]:
     }
 
 
-def placement(vault: Record | None, provider: Record | None, at: str) -> str | None:
+def placement(
+    vault: Record | None, provider: Record | None, at: str, purpose: str | None = None
+) -> str | None:
     """Where a routing plan puts a number: None (deliverable: in its provider's group) or the
-    reason it is unroutable, the most decisive first, as ``reasons_of`` orders them."""
+    reason it is unroutable, the most decisive first, as ``reasons_of`` orders them (for the
+    plan's purpose: a provider with no endpoint for it is ``no_endpoint_for_purpose``)."""
     if vault is None:
         return str(Reason.UNKNOWN)
     if provider is None:  # the log never named the vault's provider: nothing to deliver to
         return "closed" if vault["status"] == "closed" else str(Reason.PROVIDER_SUSPENDED)
-    reasons = reasons_of(vault, provider, at)
+    reasons = reasons_of(vault, provider, at, purpose)
     return reasons[0] if reasons else None

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.http import HttpResponseRedirect
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from registry import selectors
-from registry.admin import token_pages
+from registry.admin import limits, token_pages
 from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
 from registry.errors import DomainError
@@ -217,6 +219,26 @@ class IssuerAdmin(OrganisationAdmin):
     list_filter = ["status", EnumerationSuspectedFilter]
     inlines = [IssuerStatusChangeInline]
     set_status = staticmethod(organisations.issuer_set_status)
+    readonly_fields = ["rate_limits"]
+
+    def get_urls(self):
+        page = path(
+            "<path:object_id>/limits/",
+            self.admin_site.admin_view(functools.partial(limits.limits_view, self)),
+            name="registry_issuer_limits",
+        )
+        return [page, *super().get_urls()]
+
+    @admin.display(description=_("Rate limits in force"))
+    def rate_limits(self, issuer: Issuer) -> str:
+        """The limits the issuer's tokens get, and the page that changes them."""
+        return format_html(
+            "{lookups} lookups, {plans} plan numbers per minute and token · "
+            '<a href="{url}">{label}</a>',
+            **limits.in_force(issuer),
+            url=reverse("admin:registry_issuer_limits", args=[issuer.pk]),
+            label=_("Change the rate limits"),
+        )
 
 
 @admin.register(IssuerUsage, site=admin_site)

@@ -1,5 +1,5 @@
 """drf-spectacular extensions (how the bearer tokens appear in the OpenAPI schema), and the
-view serving the schema."""
+view serving the schema. The operations' schema class is ``registry.api.openapi``."""
 
 from django.http import JsonResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension

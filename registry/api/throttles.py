@@ -6,6 +6,7 @@ from django.conf import settings
 from rest_framework.throttling import BaseThrottle
 
 from registry import ratelimit
+from registry.proxies import client_address
 
 # scope -> (setting with the limit, window in seconds)
 SCOPES = {
@@ -16,7 +17,7 @@ SCOPES = {
 
 class AddressRateThrottle(BaseThrottle):
     """The view's ``address_rate_scope`` (default ``public``) per client address, which
-    X-Forwarded-For names only when a trusted proxy sent it (VAULT_TRUSTED_PROXIES). Over the
+    X-Forwarded-For names only when a trusted proxy sent it (TRUSTED_PROXIES). Over the
     limit: 429 ``rate_limited`` with Retry-After and the RateLimit headers."""
 
     def allow_request(self, request, view) -> bool:
@@ -26,4 +27,4 @@ class AddressRateThrottle(BaseThrottle):
         return True
 
     def get_ident(self, request) -> str:
-        return ratelimit.client_address(request)
+        return client_address(request)

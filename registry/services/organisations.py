@@ -234,3 +234,58 @@ def issuer_set_status(
     )
     record_audit(actor, f"status:{status}", org, at=now, data={"from": previous, "reason": reason})
     return org
+
+
+# An issuer's own rate limits, per token and minute. The columns are PositiveIntegerFields:
+# PostgreSQL's integer bounds them.
+MAX_RATE_PER_MINUTE = 2_147_483_647
+LIMIT_FIELDS = ("rate_lookups_per_minute", "rate_plan_numbers_per_minute")
+
+
+@transaction.atomic
+def issuer_set_limits(
+    *,
+    actor: Actor,
+    issuer: Issuer,
+    lookups_per_minute: int | None,
+    plan_numbers_per_minute: int | None,
+    reason: str,
+) -> Issuer:
+    """Set an issuer's own rate limits per token and minute (``registry.ratelimit``): None
+    goes back to the settings' defaults, 0 turns the limit off. Audited (``limits:changed``,
+    before and after, the reason); nothing is written when nothing changes. Workers see the new
+    limits within VAULT_TOKEN_CACHE_SECONDS (they read them with the token)."""
+    reason = (reason or "").strip()
+    errors = []
+    if not reason:
+        errors.append({"field": "reason", "code": "required"})
+    wanted = dict(zip(LIMIT_FIELDS, (lookups_per_minute, plan_numbers_per_minute), strict=True))
+    for field, value in wanted.items():
+        if value is not None and (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not 0 <= value <= MAX_RATE_PER_MINUTE
+        ):
+            errors.append({"field": field, "code": "invalid_rate_limit"})
+    if errors:
+        raise InvalidInput(
+            ErrorCode.VALIDATION_ERROR,
+            "A reason is required, and each limit is empty (the default), 0 (no limit) or a "
+            f"whole number up to {MAX_RATE_PER_MINUTE}.",
+            extra={"errors": errors},
+        )
+    org = Issuer.objects.select_for_update(no_key=True).get(pk=issuer.pk)  # lock order, step 1
+    before = {field: getattr(org, field) for field in LIMIT_FIELDS}
+    if before == wanted:
+        return org
+    for field, value in wanted.items():
+        setattr(org, field, value)
+    org.save(update_fields=list(LIMIT_FIELDS))
+    record_audit(
+        actor,
+        "limits:changed",
+        org,
+        at=timezone.now(),
+        data={"before": before, "after": wanted, "reason": reason},
+    )
+    return org

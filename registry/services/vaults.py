@@ -65,21 +65,41 @@ def _log_payload(vault: Vault, **extra: object) -> dict[str, object]:
     return {"vault": vault.number, "provider": str(vault.provider_id), **extra}
 
 
+def _chosen_number(number: str) -> str:
+    """A number given rather than drawn (``load_demo``'s documented example): well formed, of
+    this registry's country and allocator."""
+    try:
+        parsed = numbers.parse(number, [settings.VAULT_ALLOCATOR], settings.VAULT_COUNTRY)
+    except numbers.InvalidNumber as exc:
+        raise InvalidInput(exc.code, exc.message) from exc
+    return parsed.value
+
+
 @transaction.atomic
-def vault_allocate(*, actor: Actor, provider: Provider) -> Vault:
-    """Allocate one vault number for a new holder of ``provider``."""
+def vault_allocate(*, actor: Actor, provider: Provider, number: str | None = None) -> Vault:
+    """Allocate one vault number for a new holder of ``provider``: drawn at random, or the
+    given ``number`` (only the demo names one, the README's example; the API never does), which
+    must never have been used (``number_taken`` otherwise, closed numbers included)."""
     provider = lock_active_provider(provider)
     now = timezone.now()
-    for _ in range(_DRAW_ATTEMPTS):
-        number = _draw_free(1)[0]
+    if number is not None:
+        number = _chosen_number(number)
         try:
             with transaction.atomic():
                 vault = Vault.objects.create(number=number, provider=provider, created_at=now)
-            break
-        except IntegrityError:  # drawn concurrently by another allocation: draw again
-            continue
+        except IntegrityError as exc:
+            raise Conflict(ErrorCode.NUMBER_TAKEN, "This vault number is already used.") from exc
     else:
-        raise Conflict(ErrorCode.NUMBER_SPACE_EXHAUSTED, "Could not draw a free vault number.")
+        for _ in range(_DRAW_ATTEMPTS):
+            number = _draw_free(1)[0]
+            try:
+                with transaction.atomic():
+                    vault = Vault.objects.create(number=number, provider=provider, created_at=now)
+                break
+            except IntegrityError:  # drawn concurrently by another allocation: draw again
+                continue
+        else:
+            raise Conflict(ErrorCode.NUMBER_SPACE_EXHAUSTED, "Could not draw a free vault number.")
     entry = append_log(
         LogKind.VAULT_ALLOCATED, _log_payload(vault), at=now, records=[vault_record(vault)]
     )

@@ -14,17 +14,14 @@ from directory import checkpoints, proven
 from directory.client import cli
 from directory.client.errors import ProofMismatch
 from directory.transparency import records as rec
-from registry.models import LogEntry, Vault
+from registry.models import LogEntry, Provider, Vault
 from registry.services import routing, vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.directory.helpers import (
-    BASE,
-    django_transport,
+    Cli,
     execute_without_trigger,
-    pinned_keys,
 )
-from tests.directory.test_client_plan import django_poster
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
@@ -34,47 +31,14 @@ def _offline(url, headers):
     raise AssertionError(f"the client went online: {url}")
 
 
-class Cli:
-    """Runs ``vault-registry`` in-process against the test server, with pinned keys."""
-
-    def __init__(self, tmp_path, token: str):
-        _, self.keys = pinned_keys(tmp_path)
-        self.mirror = tmp_path / "mirror.sqlite3"
-        self.state = tmp_path / "state.json"
-        self.token = token
-
-    def __call__(self, *argv: str, transport=None) -> tuple[int, str, str]:
-        out, err = StringIO(), StringIO()
-        code = cli.main(
-            [
-                "--url",
-                BASE,
-                "--token",
-                self.token,
-                "--keys",
-                str(self.keys),
-                "--mirror",
-                str(self.mirror),
-                "--state",
-                str(self.state),
-                *argv,
-            ],
-            transport=transport or django_transport(),
-            poster=django_poster(),
-            out=out,
-            err=err,
-        )
-        return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture
 def client_cli(tmp_path, issuer):
     return Cli(tmp_path, make_token(issuer)[1])
 
 
-def _project(number: str) -> dict:
+def _project(number: str, purpose: str = "") -> dict:
     """The online, proven answer reduced to what the offline resolution gives."""
-    online = proven.lookup(number)
+    online = proven.lookup(number, purpose=purpose)
     if online.status != 200:
         return {"status": "closed"}
     fields = online.fields
@@ -88,6 +52,38 @@ def _project(number: str) -> dict:
             c["fingerprint_sha256"] for c in fields["encryption_certificates"]
         ],
     }
+
+
+def test_offline_resolve_for_a_purpose_agrees_with_the_registry(client_cli, tmp_path):
+    # given the demo and a vault at its fifth provider (which takes no bank statements)
+    call_command("load_demo", vaults=300, stdout=StringIO())
+    vaults.vault_allocate(
+        actor=Actor.system("t"), provider=Provider.objects.get(legal_name="Lumière Vault SAS")
+    )
+    checkpoints.publish()
+    assert client_cli("mirror", "sync")[0] == 0
+    numbers = sorted(Vault.objects.filter(status="active").values_list("number", flat=True))
+    path = tmp_path / "numbers.txt"
+    path.write_text("\n".join(numbers) + "\n")
+
+    # when they are resolved offline for bank statements
+    code, out, err = client_cli(
+        "mirror", "resolve", str(path), "--purpose", "bank_statement", transport=_offline
+    )
+
+    # then each answer is the online lookup's for that purpose
+    assert code == 0, err
+    answers = {a["number"]: a for a in map(json.loads, out.splitlines())}
+    reasons = set()
+    for number in numbers:
+        offline, online = answers[number], _project(number, "bank_statement")
+        assert (offline["deliverable"], offline["reasons"], offline["endpoints"]) == (
+            online["deliverable"],
+            online["reasons"],
+            online["endpoints"],
+        ), number
+        reasons.update(offline["reasons"])
+    assert "no_endpoint_for_purpose" in reasons
 
 
 def test_mirror_sync_then_offline_resolve_agrees_with_the_registry(client_cli, tmp_path):

@@ -12,32 +12,10 @@ from directory import checkpoints
 from directory.client import cli
 from directory.client.errors import Tampered
 from registry.services import vaults
-from tests.directory.helpers import BASE, pinned_keys
+from tests.directory.helpers import BASE, django_poster, pinned_keys
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db
-
-
-def django_poster(tamper: bool = False):
-    """POSTs through Django's test client, reporting progress as a real upload would."""
-    client = Client()
-
-    def post(url, headers, body, sent, received):
-        sent(len(body), len(body))
-        response = client.post(
-            url.removeprefix(BASE),
-            data=body,
-            content_type=headers["Content-Type"],
-            HTTP_AUTHORIZATION=headers.get("Authorization", ""),
-            HTTP_ACCEPT=headers["Accept"],
-        )
-        content = b"".join(response.streaming_content) if response.streaming else response.content
-        if tamper and "routing-plans" in url:
-            content = content.replace(b'"routable":', b'"routable": ', 1)
-        received(len(content), len(content))
-        return response.status_code, dict(response.items()), content
-
-    return post
 
 
 def run(tmp_path, token, *argv, keys=True, poster=None):

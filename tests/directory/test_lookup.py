@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import time
 from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from directory import checkpoints, proven
-from registry import numbers
+from registry import numbers, usage
 from registry.models import OrganisationStatus
 from registry.services import common, organisations, routing, tokens, vaults
 from registry.services.common import Actor
@@ -19,6 +22,7 @@ from registry.services.vaults import HoldKind
 from tests.factories import (
     CertificateFactory,
     EndpointFactory,
+    IssuerFactory,
     ProviderFactory,
     VaultFactory,
     make_token,
@@ -277,3 +281,75 @@ def test_lookups_survive_a_new_database_connection(lookup_client, vault):
     assert lookup(lookup_client, vault.number).json()["number"] == vault.number
     connection.close()
     assert lookup(lookup_client, vault.number).json()["number"] == vault.number
+
+
+@pytest.fixture
+def payroll_client() -> APIClient:
+    """An issuer allowed bank statements and payslips."""
+    client = APIClient()
+    issuer = IssuerFactory(purposes=["bank_statement", "payslip"])
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {make_token(issuer)[1]}")
+    client.issuer = issuer
+    return client
+
+
+def test_a_purpose_answers_only_the_endpoints_accepting_its_document_type(
+    payroll_client, vault, provider
+):
+    # given the provider's endpoint for bank statements, and a second one for payslips
+    statements = provider.endpoints.get()
+    payslips = EndpointFactory(provider=provider, document_types=["payslip"])
+
+    # when the issuer looks up for each purpose, and for none
+    def urls(query: str) -> list[str]:
+        body = lookup(payroll_client, f"{vault.number}{query}").json()
+        assert body["deliverable"] is True
+        return sorted(e["url"] for e in body["endpoints"])
+
+    # then
+    assert urls("?purpose=payslip") == [payslips.url]
+    assert urls("?purpose=bank_statement") == [statements.url]
+    assert urls("") == sorted([statements.url, payslips.url])
+
+
+def test_a_provider_without_an_endpoint_for_the_purpose_is_not_deliverable_for_it(
+    payroll_client, vault
+):
+    # the provider's only endpoint takes bank statements
+    body = lookup(payroll_client, f"{vault.number}?purpose=payslip").json()
+
+    assert body["deliverable"] is False
+    assert body["reasons"] == ["no_endpoint_for_purpose"]
+    assert body["endpoints"] == []
+
+
+def test_the_receipt_and_the_usage_name_the_purpose(payroll_client, vault):
+    receipt = lookup(payroll_client, f"{vault.number}?purpose=payslip").json()["receipt"]
+
+    payload = receipt.split(".")[1]
+    asked = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))["asked"]
+    assert asked["purpose"] == "payslip"
+    counted = {key[2]: counts for key, counts in usage._counts.items()}
+    assert counted["payslip"][:2] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("purpose", "status", "code"),
+    [("postcards", 400, "validation_error"), ("tax_notice", 403, "purpose_not_allowed")],
+)
+def test_a_purpose_unknown_or_not_allowed_is_refused(payroll_client, vault, purpose, status, code):
+    response = lookup(payroll_client, f"{vault.number}?purpose={purpose}")
+
+    assert response.status_code == status
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == code
+
+
+def test_a_purpose_costs_no_query(payroll_client, vault):
+    lookup(payroll_client, vault.number)  # records the token's last use
+    # warm, with and without a purpose: the token, the vault's record and its map proof
+    with CaptureQueriesContext(connection) as without:
+        assert lookup(payroll_client, vault.number).status_code == 200
+    with CaptureQueriesContext(connection) as with_purpose:
+        assert lookup(payroll_client, f"{vault.number}?purpose=payslip").status_code == 200
+    assert len(with_purpose) == len(without) <= 3

@@ -128,9 +128,14 @@ def test_routing_plan_receipt_binds_the_hashes_and_the_checkpoint(checkpoint, tr
     token = receipts.receipt_for_plan("a" * 64, "b" * 64, {"asked": 3}, checkpoint)
     payload = verify_receipt(token, trust.keys)
     assert payload["typ"] == "routing-plan"
-    assert payload["asked"] == {"request_sha256": "a" * 64}
+    assert payload["asked"] == {"request_sha256": "a" * 64, "purpose": None}
     assert payload["answer"] == {"answer_sha256": "b" * 64, "summary": {"asked": 3}}
     assert payload["checkpoint"] == checkpoint.note
+
+
+def test_routing_plan_receipt_binds_the_purpose_asked(checkpoint, trust):
+    token = receipts.receipt_for_plan("a" * 64, "b" * 64, {}, checkpoint, "payslip")
+    assert verify_receipt(token, trust.keys)["asked"]["purpose"] == "payslip"
 
 
 def _cli(*argv: str, token: str, keys_path) -> tuple[int, str, str]:

@@ -354,3 +354,54 @@ class EveryNumberAppearsExactlyOnce(HypothesisTestCase):
         assert plan["summary"]["asked"] == len(asked)
         assert plan["summary"]["distinct"] == len(expected)
         assert plan["summary"]["routable"] + plan["summary"]["unroutable"] == len(expected)
+
+
+def test_a_purpose_routes_only_to_endpoints_accepting_its_document_type():
+    # given a provider with one endpoint per document type, and one taking bank statements only
+    both = ProviderFactory()
+    statements = EndpointFactory(provider=both, document_types=["bank_statement"])
+    payslips = EndpointFactory(provider=both, document_types=["payslip", "invoice"])
+    CertificateFactory(provider=both)
+    banks_only = deliverable_provider()  # its endpoint takes bank_statement
+    mine = VaultFactory(provider=both).number
+    theirs = VaultFactory(provider=banks_only).number
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION="Bearer "
+        + make_token(IssuerFactory(purposes=["bank_statement", "payslip"]))[1]
+    )
+
+    # when the issuer sends a payslip run, then the same numbers with no purpose
+    payslip = client.post(
+        f"{URL}?purpose=payslip", data=json.dumps([mine, theirs]), content_type="application/json"
+    ).json()
+    any_purpose = post_plan(client, [mine, theirs]).json()
+
+    # then the payslip run routes to the payslip endpoint only, and the provider without one
+    # is unroutable with its own reason
+    assert payslip["purpose"] == "payslip"
+    [group] = payslip["groups"]
+    assert group["numbers"] == [mine]
+    assert [e["url"] for e in group["endpoints"]] == [payslips.url]
+    assert payslip["unroutable"] == [{"number": theirs, "reason": "no_endpoint_for_purpose"}]
+    assert payslip["summary"]["unroutable_by_reason"] == {"no_endpoint_for_purpose": 1}
+    assert RoutingPlan.objects.get(purpose="payslip").unroutable_by_reason == {
+        "no_endpoint_for_purpose": 1
+    }
+    # while without a purpose both are routable, with every endpoint in force
+    assert any_purpose["purpose"] is None
+    groups = {g["provider"]["id"]: g for g in any_purpose["groups"]}
+    assert {e["url"] for e in groups[str(both.pk)]["endpoints"]} == {statements.url, payslips.url}
+    assert any_purpose["summary"]["unroutable"] == 0
+
+
+def test_the_purpose_is_in_the_ndjson_header_line(lookup_client, vault):
+    response = lookup_client.post(
+        f"{URL}?purpose=bank_statement",
+        data=json.dumps([vault.number]),
+        content_type="application/json",
+        HTTP_ACCEPT="application/x-ndjson",
+    )
+
+    header = ndjson_lines(response)[0]
+    assert (header["type"], header["purpose"]) == ("plan", "bank_statement")

@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from directory import checkpoints, keys, proven, receipts, state, tree
 from directory.checkpoints import CheckpointRefused
-from directory.client import cli, plans
+from directory.client import plans
 from directory.client.errors import (
     CertificateMismatch,
     Inconsistent,
@@ -42,7 +42,7 @@ from directory.client.errors import (
     Tampered,
 )
 from directory.client.mirror import Mirror
-from directory.client.verify import PinnedKeys, Trust, verify_lookup
+from directory.client.verify import verify_lookup
 from directory.models import Checkpoint, StateRecord
 from directory.transparency import cosignature, note, tiles
 from directory.transparency import records as rec
@@ -54,13 +54,13 @@ from registry.services.common import canonical, leaf_hash
 from registry.services.vaults import HoldKind
 from tests.directory.helpers import (
     BASE,
+    Cli,
+    django_poster,
     django_transport,
     execute_without_trigger,
     leaf_hashes,
-    pinned_keys,
 )
-from tests.directory.test_client_plan import django_poster
-from tests.factories import make_token
+from tests.factories import EndpointFactory, IssuerFactory, make_token
 
 pytestmark = pytest.mark.django_db
 
@@ -132,55 +132,6 @@ def rewrite_entry(sequence: int, provider_id: str) -> None:
 
 
 # --- The client -------------------------------------------------------------------------------
-
-
-class Cli:
-    """Runs ``vault-registry`` in-process against the test server with pinned keys (as the
-    ``Cli`` of test_client.py does), with its own mirror and ``--state`` file."""
-
-    def __init__(self, tmp_path: Path, token: str, name: str = "client"):
-        _, self.keys = pinned_keys(tmp_path)
-        self.tmp_path = tmp_path
-        self.mirror = tmp_path / f"{name}.mirror.sqlite3"
-        self.state = tmp_path / f"{name}.state.json"
-        self.token = token
-
-    def __call__(self, *argv: str, options=(), transport=None, poster=None):
-        out, err = StringIO(), StringIO()
-        code = cli.main(
-            [
-                "--url",
-                BASE,
-                "--token",
-                self.token,
-                "--keys",
-                str(self.keys),
-                "--mirror",
-                str(self.mirror),
-                "--state",
-                str(self.state),
-                *options,
-                *argv,
-            ],
-            transport=transport or django_transport(),
-            poster=poster or django_poster(),
-            out=out,
-            err=err,
-        )
-        return code, out.getvalue(), err.getvalue()
-
-    def plan(self, numbers_asked: list[str], **kwargs):
-        """``vault-registry plan``; returns the exit status, the plan written (None if refused)
-        and the standard error."""
-        run = self.tmp_path / "run.txt"
-        run.write_text("\n".join(numbers_asked) + "\n")
-        written = self.tmp_path / "plan.json"
-        written.unlink(missing_ok=True)
-        code, _out, err = self("plan", str(run), "--out", str(written), **kwargs)
-        return code, json.loads(written.read_text()) if written.exists() else None, err
-
-    def trust(self) -> Trust:
-        return Trust(PinnedKeys.from_file(self.keys))
 
 
 def mirror_size(path: Path) -> int:
@@ -1117,6 +1068,166 @@ def test_a_lying_registry_that_signs_a_forged_plan_is_refused_by_its_placements(
     # then the placements, checked against the signed state map, refuse it
     with pytest.raises(PlanMismatch, match=PLACEMENT_REFUSALS[how]):
         plans.verify_plan(lying_receipt, trust, request, forged_bytes, fetch_state)
+
+
+# --- Purposes: endpoints filtered by document type, in plans and lookups ----------------------
+
+
+@pytest.fixture
+def purpose_world(tmp_path, provider, other_provider, actor):
+    """``provider`` takes payslips on a second endpoint, ``other_provider`` bank statements
+    only; one vault at each; a client of an issuer allowed both purposes."""
+    payslips = EndpointFactory(provider=provider, document_types=["payslip"])
+    mine = vaults.vault_allocate(actor=actor, provider=provider)
+    theirs = vaults.vault_allocate(actor=actor, provider=other_provider)
+    checkpoints.publish()
+    forget_caches()
+    issuer = IssuerFactory(purposes=["bank_statement", "payslip"])
+    return SimpleNamespace(
+        cli=Cli(tmp_path, make_token(issuer)[1], name="payroll"),
+        asked=[mine.number, theirs.number],
+        mine=mine.number,
+        theirs=theirs.number,
+        payslip_url=payslips.url,
+    )
+
+
+def _send(w, purpose: str | None) -> tuple[bytes, bytes, str]:
+    request = ("\n".join(w.asked) + "\n").encode()
+    answer, receipt = plans.send_plan(
+        BASE,
+        w.cli.token,
+        request,
+        "text/plain; charset=utf-8",
+        purpose=purpose,
+        poster=django_poster(),
+    )
+    return request, answer, receipt
+
+
+def _lying_receipt(request: bytes, forged: bytes, plan: dict, purpose: str | None) -> str:
+    return receipts.sign_receipt(
+        {
+            "typ": "routing-plan",
+            "asked": {"request_sha256": hashlib.sha256(request).hexdigest(), "purpose": purpose},
+            "answer": {
+                "answer_sha256": hashlib.sha256(forged).hexdigest(),
+                "summary": plan["summary"],
+            },
+            "checkpoint": plan["checkpoint"],
+        }
+    )
+
+
+def test_a_plan_with_a_purpose_is_verified_end_to_end(purpose_world):
+    # when the client sends a payslip run and verifies it
+    code, plan, err = purpose_world.cli.plan(purpose_world.asked, "--purpose", "payslip")
+
+    # then it is verified: the payslip endpoint only, the other provider unroutable for it
+    assert code == 0, err
+    assert "plan verified: 2 numbers placed" in err
+    [group] = plan["groups"]
+    assert [e["url"] for e in group["endpoints"]] == [purpose_world.payslip_url]
+    assert plan["unroutable"] == [
+        {"number": purpose_world.theirs, "reason": "no_endpoint_for_purpose"}
+    ]
+
+
+def test_a_registry_that_ignores_the_purpose_is_refused(purpose_world):
+    # given the registry's genuine plan without a purpose, presented as the payslip run
+    request, answer, _receipt = _send(purpose_world, None)
+    forged_plan = {**json.loads(answer), "purpose": "payslip"}
+    forged = json.dumps(forged_plan).encode()
+    lying = _lying_receipt(request, forged, forged_plan, "payslip")
+    fetch_state = plans.state_fetcher(BASE, django_poster())
+    trust = purpose_world.cli.trust()
+
+    # then the placements, recomputed for payslips from the proven records, refuse it
+    with pytest.raises(PlanMismatch, match="the signed state says no_endpoint_for_purpose"):
+        plans.verify_plan(lying, trust, request, forged, fetch_state, purpose="payslip")
+
+
+def test_a_group_that_keeps_an_endpoint_refusing_the_purpose_is_refused(purpose_world):
+    # given the genuine payslip plan, with the bank-statement endpoint slipped into the group
+    request, answer, receipt = _send(purpose_world, "payslip")
+    fetch_state = plans.state_fetcher(BASE, django_poster())
+    trust = purpose_world.cli.trust()
+    verified = plans.verify_plan(receipt, trust, request, answer, fetch_state, purpose="payslip")
+    assert verified.numbers == 2
+    unfiltered = json.loads(_send(purpose_world, None)[1])
+    forged_plan = json.loads(answer)
+    mine = next(g for g in unfiltered["groups"] if purpose_world.mine in g["numbers"])
+    forged_plan["groups"][0]["endpoints"] = mine["endpoints"]
+    forged = json.dumps(forged_plan).encode()
+    lying = _lying_receipt(request, forged, forged_plan, "payslip")
+
+    # then the group is not what the signed record gives for payslips
+    with pytest.raises(PlanMismatch, match="the group is not its signed record"):
+        plans.verify_plan(lying, trust, request, forged, fetch_state, purpose="payslip")
+
+
+def test_a_plan_for_another_purpose_is_refused(purpose_world):
+    # given a genuine bank-statement plan, served to a client that asked for payslips
+    request, answer, receipt = _send(purpose_world, "bank_statement")
+    fetch_state = plans.state_fetcher(BASE, django_poster())
+    trust = purpose_world.cli.trust()
+
+    # then its receipt gives it away, as does a plan whose header was changed and re-signed
+    with pytest.raises(Tampered, match="not the 'payslip' asked"):
+        plans.verify_plan(receipt, trust, request, answer, fetch_state, purpose="payslip")
+    forged_plan = json.loads(answer)
+    forged = json.dumps(forged_plan).encode()
+    lying = _lying_receipt(request, forged, forged_plan, "payslip")
+    with pytest.raises(PlanMismatch, match="resolved for purpose 'bank_statement'"):
+        plans.verify_plan(lying, trust, request, forged, fetch_state, purpose="payslip")
+
+
+def test_a_lookup_with_a_purpose_is_verified_for_it(purpose_world):
+    # when the payroll issuer looks up both vaults for payslips
+    code, out, err = purpose_world.cli("lookup", purpose_world.theirs, "--purpose", "payslip")
+    assert code == 0, err
+    assert f"{purpose_world.theirs}: NOT deliverable no_endpoint_for_purpose" in out
+    code, out, err = purpose_world.cli(
+        "lookup", purpose_world.mine, "--purpose", "payslip", "--json"
+    )
+
+    # then each answer is verified, with the endpoints accepting payslips only
+    assert code == 0, err
+    assert [e["url"] for e in json.loads(out)["endpoints"]] == [purpose_world.payslip_url]
+
+
+def test_a_lookup_whose_purpose_was_dropped_on_its_way_is_refused(purpose_world):
+    # given a man in the middle who removes the purpose from the question
+    transport = django_transport()
+
+    def strip(url, headers):
+        return transport(url.split("?")[0], headers)
+
+    # then the genuine answer to the other question is refused by its receipt
+    code, out, err = purpose_world.cli(
+        "lookup", purpose_world.theirs, "--purpose", "payslip", transport=strip
+    )
+    assert code == Tampered.exit_code, err
+    assert "another purpose" in err and out == ""
+
+
+def test_an_endpoint_refusing_the_purpose_added_to_an_answer_is_refused(purpose_world):
+    # given the genuine payslip answer for the vault whose provider takes both types, with the
+    # bank-statement endpoint slipped back in on its way
+    everything = genuine(purpose_world.mine, purpose_world.cli.token)[1]["endpoints"]
+
+    def add(_url, status, body):
+        body["endpoints"] = everything
+        return status, body
+
+    code, out, err = purpose_world.cli(
+        "lookup", purpose_world.mine, "--purpose", "payslip", transport=mitm(add)
+    )
+
+    # then the endpoints are not what the proven provider record gives for payslips
+    assert len(everything) == 2
+    assert code == ProofMismatch.exit_code, err
+    assert "endpoints is not what the signed records say" in err and out == ""
 
 
 # --- Witnesses --------------------------------------------------------------------------------

@@ -18,8 +18,7 @@ from directory.models import Checkpoint
 from directory.transparency import cosignature
 from directory.witness.app import Witness, add_log
 from registry.services import vaults
-from tests.directory.helpers import BASE, django_transport
-from tests.directory.test_client_plan import django_poster
+from tests.directory.helpers import BASE, django_poster, django_transport
 from tests.factories import make_token
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -7,9 +7,12 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from registry.api.auth import token_cache
 from registry.errors import Conflict, ErrorCode
 from registry.models import ApiToken, AuditEvent, OrganisationStatus, Provider
 from registry.services import tokens
@@ -247,3 +250,40 @@ def test_token_create_refuses_an_application_not_yet_approved(db, actor, factory
     # then
     assert caught.value.code == code
     assert not ApiToken.objects.exists()
+
+
+def _token_updates(queries) -> list[str]:
+    return [q["sql"] for q in queries if q["sql"].startswith("UPDATE") and "apitoken" in q["sql"]]
+
+
+def test_lookups_write_the_last_use_at_most_once_a_minute(issuer, vault, checkpoint):
+    # given an issuer's token last used an hour ago, and the workers' token cache off, so that
+    # every lookup reads the token from the database as a fresh worker would
+    token, value = make_token(issuer, last_used_at=timezone.now() - timedelta(hours=1))
+    client = client_with(f"Bearer {value}")
+
+    # when it makes 20 lookups in a row
+    with CaptureQueriesContext(connection) as queries:
+        for _ in range(20):
+            token_cache.clear()
+            assert client.get(f"/api/v1/vaults/{vault.number}").status_code == 200
+
+    # then the last use is written once, by the first lookup, and not by the 19 others
+    assert len(_token_updates(queries.captured_queries)) == 1
+    token.refresh_from_db()
+    assert timezone.now() - token.last_used_at < timedelta(minutes=1)
+
+
+def test_a_lookup_writes_the_last_use_again_once_it_is_a_minute_old(issuer, vault, checkpoint):
+    # given a token whose last use was recorded 61 seconds ago
+    token, value = make_token(issuer, last_used_at=timezone.now() - timedelta(seconds=61))
+
+    # when it looks a vault up
+    with CaptureQueriesContext(connection) as queries:
+        response = client_with(f"Bearer {value}").get(f"/api/v1/vaults/{vault.number}")
+
+    # then the lookup records the use
+    assert response.status_code == 200
+    assert len(_token_updates(queries.captured_queries)) == 1
+    token.refresh_from_db()
+    assert timezone.now() - token.last_used_at < timedelta(seconds=5)

@@ -14,6 +14,7 @@ from django.test import RequestFactory, override_settings
 
 from registry import numbers, ratelimit, usage
 from registry.models import AuditEvent, IssuerUsage
+from registry.proxies import client_address
 from tests.registry.helpers import assert_problem
 
 PLANS = "/api/v1/routing-plans"
@@ -84,7 +85,7 @@ def test_a_plan_costs_its_number_count(lookup_client, issuer, checkpoint):
 def test_x_forwarded_for_from_an_untrusted_address_is_ignored(anon_client, settings, checkpoint):
     # given one public request a minute per address, and no trusted proxy
     settings.VAULT_RATE_PUBLIC_PER_MINUTE = 1
-    settings.VAULT_TRUSTED_PROXIES = []
+    settings.TRUSTED_PROXIES = []
 
     # when the same client names a new address each time
     first = anon_client.get(CHECKPOINT, HTTP_X_FORWARDED_FOR="203.0.113.1")
@@ -99,7 +100,7 @@ def test_x_forwarded_for_from_an_untrusted_address_is_ignored(anon_client, setti
 def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(anon_client, settings, checkpoint):
     # given
     settings.VAULT_RATE_PUBLIC_PER_MINUTE = 1
-    settings.VAULT_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
     via_proxy = {"REMOTE_ADDR": "10.1.2.3"}
 
     # when two clients come through the proxy, then the first again
@@ -120,14 +121,15 @@ def test_x_forwarded_for_from_a_trusted_proxy_names_the_client(anon_client, sett
         ("10.0.0.2", "6.6.6.6, 203.0.113.9, 10.0.0.3", "203.0.113.9"),  # forged left part
         ("10.0.0.2", "", "10.0.0.2"),
         ("10.0.0.2", "not-an-address", "not-an-address"),
+        ("10.0.0.2", "10.0.0.7, 10.0.0.3", "10.0.0.7"),  # only proxies: the left-most
     ],
 )
 def test_the_client_address_is_the_right_most_hop_that_is_not_a_trusted_proxy(
     settings, remote, forwarded, client
 ):
-    settings.VAULT_TRUSTED_PROXIES = ["10.0.0.0/8"]
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
     request = RequestFactory().get("/", REMOTE_ADDR=remote, HTTP_X_FORWARDED_FOR=forwarded)
-    assert ratelimit.client_address(request) == client
+    assert client_address(request) == client
 
 
 def test_provider_applications_are_limited_per_address(anon_client, settings):

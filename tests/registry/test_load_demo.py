@@ -13,7 +13,11 @@ from django.test import Client
 from django_otp.oath import TOTP
 from rest_framework.test import APIClient
 
+from registry.management.commands.load_demo import PROVIDERS, example_number
 from registry.models import Issuer, Provider, Vault, VaultStatus
+from registry.services import transfers, vaults
+from registry.services.common import Actor
+from registry.services.vaults import HoldKind
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +79,102 @@ def test_demo_prints_portal_logins_that_sign_in():
             "/portal/login/", {"username": username, "password": password, "code": code}
         )
         assert answer.status_code == 302 and answer["Location"] == "/portal/"
+
+
+def _tokens(output: str) -> tuple[str, str]:
+    first = re.search(r"Provider token \(scope provider\):\s+(\S+)", output).group(1)
+    second = re.search(r"Second provider token:\s+(\S+)", output).group(1)
+    return first, second
+
+
+def _provider_api(token: str) -> APIClient:
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    return api
+
+
+def test_demo_prints_two_provider_tokens_that_work_each_for_its_own_provider():
+    output = load()
+    first, second = _tokens(output)
+    assert first != second
+    names = [spec[0] for spec in PROVIDERS[:2]]
+    assert f"({names[0]})" in output and f"({names[1]})" in output
+    example = example_number()
+    for token, name, sees_example in ((first, names[0], 200), (second, names[1], 404)):
+        api = _provider_api(token)
+        # each lists its own provider's vaults, and only those
+        listed = api.get("/api/v1/provider/vaults?page_size=1000").json()["results"]
+        owner = Provider.objects.get(legal_name=name)
+        assert {v["number"] for v in listed} == set(
+            Vault.objects.filter(provider=owner).values_list("number", flat=True)
+        )
+        # the first hosts the README's example vault; the second does not see it
+        assert api.get(f"/api/v1/provider/vaults/{example}").status_code == sees_example
+    # and the shell lines for the README's examples name the same tokens
+    assert f"PROVIDER={first} PROVIDER2={second}" in output
+    assert "export R=http://127.0.0.1:8000/api/v1 REG=http://127.0.0.1:8000" in output
+
+
+def test_demo_commands_name_the_bind_make_run_passes(monkeypatch):
+    monkeypatch.setenv("GUNICORN_BIND", "127.0.0.1:8010")
+
+    output = load()
+
+    assert "export R=http://127.0.0.1:8010/api/v1 REG=http://127.0.0.1:8010" in output
+    assert "Admin (http://127.0.0.1:8010/admin/)" in output
+    curls = [line for line in output.splitlines() if "curl" in line]
+    assert curls and all("http://127.0.0.1:8010/api/v1/" in line for line in curls)
+
+
+def test_the_example_vault_is_put_back_as_the_readme_describes_it():
+    # given the demo, then the README's hold example run on its example vault
+    load()
+    vault = Vault.objects.get(number=example_number())
+    vaults.vault_hold(actor=Actor.system("readme"), vault=vault, kind=HoldKind.CLIENT)
+
+    # when the demo is loaded again
+    err = StringIO()
+    call_command("load_demo", vaults=300, stdout=StringIO(), stderr=err)
+
+    # then the example is open and unheld again, and nothing was reported
+    vault.refresh_from_db()
+    assert (vault.status, vault.client_hold, vault.server_hold) == ("active", False, False)
+    assert err.getvalue() == ""
+
+
+def test_a_closed_example_vault_is_reported():
+    load()
+    vault = Vault.objects.get(number=example_number())
+    vaults.vault_close(actor=Actor.system("readme"), vault=vault)
+
+    err = StringIO()
+    out = StringIO()
+    call_command("load_demo", vaults=300, stdout=out, stderr=err)
+
+    assert "FR97 VLT1 0123 4567 8901 was closed by its examples" in err.getvalue()
+    # the first curl then names another deliverable vault
+    curl = next(line for line in out.getvalue().splitlines() if "curl" in line)
+    assert "FR97%20VLT1%200123" not in curl
+
+
+def test_a_pending_transfer_of_the_example_vault_is_reported():
+    # given the README's portability examples run: a code, then a request by the second provider
+    load()
+    vault = Vault.objects.get(number=example_number())
+    losing, gaining = (Provider.objects.get(legal_name=spec[0]) for spec in PROVIDERS[:2])
+    actor = Actor.system("readme")
+    _code, value = transfers.transfer_code_issue(actor=actor, provider=losing, vault=vault)
+    transfers.transfer_request(
+        actor=actor,
+        gaining_provider=gaining,
+        number=vault.number,
+        code=value,
+        consent_reference="contract 2025-00042",
+    )
+
+    # when the demo is loaded again
+    err = StringIO()
+    call_command("load_demo", vaults=300, stdout=StringIO(), stderr=err)
+
+    # then it says so
+    assert "a transfer of the README's example vault is pending" in err.getvalue()

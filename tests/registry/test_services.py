@@ -910,3 +910,35 @@ def test_the_log_stays_gapless_across_services_and_failures(provider, actor, mon
         "endpoint.deactivated",
     ]
     assert log_size() == LogEntry.objects.count()
+
+
+def test_a_given_number_is_allocated_once_and_never_again(actor, provider):
+    # given the demo's example number, allocated on purpose
+    vault = vaults.vault_allocate(actor=actor, provider=provider, number="fr97 vlt1 0123 4567 8901")
+    assert vault.number == "FR97VLT1012345678901"
+    assert LogEntry.objects.get(sequence=vault.last_log_index).kind == "vault.allocated"
+
+    # when it is asked again, even once closed
+    vaults.vault_close(actor=actor, vault=vault)
+    with pytest.raises(Conflict) as taken:
+        vaults.vault_allocate(actor=actor, provider=provider, number="FR97VLT1012345678901")
+
+    # then it is refused: numbers are never reused
+    assert taken.value.code == "number_taken"
+
+
+@pytest.mark.parametrize(
+    ("number", "code"),
+    [
+        ("FR98VLT1012345678901", "invalid_check_digits"),
+        (
+            "FR" + numbers.check_digits("FR", "VLT9", "012345678901") + "VLT9012345678901",
+            "unknown_allocator",
+        ),
+    ],
+)
+def test_a_given_number_must_be_one_of_this_registry(actor, provider, number, code):
+    with pytest.raises(InvalidInput) as refused:
+        vaults.vault_allocate(actor=actor, provider=provider, number=number)
+    assert refused.value.code == code
+    assert not Vault.objects.filter(number=number).exists()

@@ -81,13 +81,14 @@ def plans(request):
             except DomainError as exc:
                 form.add_error("file", explain(exc))
             else:
-                plan = build_plan(asked)
+                purpose = form.cleaned_data.get("purpose") or ""
+                plan = build_plan(asked, purpose=purpose)
                 answer = plan.as_json()
                 record = routing_plan_record(
                     plan=plan,
                     issuer=issuer,
                     token=None,
-                    purpose=form.cleaned_data.get("purpose") or "",
+                    purpose=purpose,
                     request_body=body,
                     answer=answer,
                 )

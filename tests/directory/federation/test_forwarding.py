@@ -56,6 +56,34 @@ def test_a_foreign_number_is_answered_by_its_home_registry_untouched(
     assert 'keyid="self"' in call["headers"]["Signature-Input"]
 
 
+def test_the_purpose_and_time_asked_go_to_the_home_registry(
+    federation, lookup_client, peer_answers
+):
+    calls, _answer = peer_answers
+
+    response = lookup_client.get(
+        f"/api/v1/vaults/{_foreign()}?purpose=bank_statement&at=2026-01-01T00:00:00Z"
+    )
+
+    assert response.status_code == 200
+    (call,) = calls
+    assert call["url"] == (
+        f"{PEER_URL}/api/v1/vaults/{_foreign()}?at=2026-01-01T00%3A00%3A00Z&purpose=bank_statement"
+    )
+
+
+def test_a_purpose_the_issuer_may_not_use_is_refused_before_forwarding(
+    federation, lookup_client, peer_answers
+):
+    calls, _answer = peer_answers
+
+    response = lookup_client.get(f"/api/v1/vaults/{_foreign()}?purpose=payslip")
+
+    assert response.status_code == 403
+    assert response.json()["code"] == "purpose_not_allowed"
+    assert calls == []
+
+
 def test_a_refusal_of_the_home_registry_is_returned_as_it_came(
     federation, lookup_client, peer_answers
 ):

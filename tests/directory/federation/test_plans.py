@@ -20,8 +20,7 @@ from directory.plans import build_plan
 from directory.receipts import receipt_for_plan
 from directory.transparency import note
 from registry.numbers import check_digits
-from tests.directory.helpers import BASE, django_transport
-from tests.directory.test_client_plan import django_poster
+from tests.directory.helpers import BASE, django_poster, django_transport
 from tests.factories import make_token
 
 
@@ -128,6 +127,28 @@ def test_the_client_verifies_the_local_part_and_names_the_peer_down(
     assert code == 0, err
     assert "part of self verified: 1 numbers" in err
     assert "peer-b unavailable: 1 numbers not resolved" in err
+
+
+def test_a_purpose_goes_to_each_peer_and_the_client_verifies_the_parts_for_it(
+    federation, fed_vkey, issuer, vault, checkpoint, peer, tmp_path
+):
+    calls, _behaviour = peer
+
+    code, err = _run_cli(
+        make_token(issuer)[1],
+        fed_vkey,
+        tmp_path,
+        [vault.number, _foreign(1)],
+        "--purpose",
+        "bank_statement",
+    )
+
+    assert code == 0, err
+    assert "part of self verified: 1 numbers" in err
+    (call,) = calls
+    assert call["url"] == "http://peer-b.test/api/v1/routing-plans?purpose=bank_statement"
+    local = json.loads((tmp_path / "plan.json").read_text())["parts"][0]
+    assert json.loads(local["answer"])["purpose"] == "bank_statement"
 
 
 def test_the_client_refuses_a_part_not_signed_by_its_registry(
