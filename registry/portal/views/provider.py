@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from registry import numbers
 from registry.errors import DomainError
 from registry.federation import parse_number
-from registry.models import Certificate, Endpoint, Transfer, Vault, VaultStatus
+from registry.models import Certificate, Endpoint, Message, Transfer, Vault, VaultStatus
 from registry.portal import selectors
 from registry.portal.access import attempt, member_view, refuse
 from registry.portal.errors import explain
@@ -54,6 +54,9 @@ def home(request):
             ],
             "vault_count": Vault.objects.open().filter(provider=provider).count(),
             "pending_outgoing": pending,
+            "unread_messages": Message.objects.filter(
+                provider=provider, acked_at__isnull=True
+            ).count(),
         },
     )
 
