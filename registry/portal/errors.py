@@ -92,6 +92,28 @@ MESSAGES = {
     "not_found": _("This link is unknown, used or expired."),
 }
 
+# Why a number of a routing plan cannot be delivered (directory.transparency.records.Reason,
+# and ``invalid:<code>`` for a number that does not parse).
+UNROUTABLE = {
+    "closed": _("the vault is closed"),
+    "hold": _("delivery to the vault is stopped (hold)"),
+    "provider_suspended": _("its provider is suspended"),
+    "provider_withdrawn": _("its provider has left the federation"),
+    "no_endpoint": _("its provider has no active delivery endpoint"),
+    "no_valid_certificate": _("its provider has no valid encryption certificate"),
+    "unknown": _("no vault has this number"),
+    "registry_unavailable": _("its home registry did not answer"),
+}
+
+
+def explain_reason(reason: str) -> str:
+    """A plan's reason code in the reader's language."""
+    kind, _sep, code = reason.partition(":")
+    if kind == "invalid":
+        why = str(MESSAGES.get(code, code))
+        return str(_("not a vault number: %(why)s") % {"why": why[:1].lower() + why[1:]})
+    return str(UNROUTABLE.get(reason, reason))
+
 
 def explain(error: DomainError | Exception) -> str:
     """The refusal in the reader's language."""
