@@ -96,7 +96,7 @@ MESSAGES = {
 # and ``invalid:<code>`` for a number that does not parse).
 UNROUTABLE = {
     "closed": _("the vault is closed"),
-    "hold": _("delivery to the vault is stopped (hold)"),
+    "hold": _("delivery to the vault is stopped"),
     "provider_suspended": _("its provider is suspended"),
     "provider_withdrawn": _("its provider has left the federation"),
     "no_endpoint": _("its provider has no active delivery endpoint"),
