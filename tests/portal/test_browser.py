@@ -9,15 +9,13 @@ import re
 
 import pytest
 from django.contrib.auth.models import User
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from registry import x509
 from registry.models import Provider
 from registry.portal.models import Role
 from registry.services import accounts, organisations
 from registry.services.common import Actor
-from tests.portal.browser import ARTIFACTS, assert_accessible, require_chromium
+from tests.portal.browser import assert_accessible, current_code
 from tests.portal.conftest import PASSWORD
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
@@ -25,37 +23,6 @@ from tests.portal.conftest import PASSWORD
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser, request):
-    # bypass_csp lets the test inject axe-core; the pages' own CSP is tested without a browser
-    context = browser.new_context(bypass_csp=True, locale="fr-FR")
-    page = context.new_page()
-    yield page
-    report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        path = ARTIFACTS / f"{request.node.name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        print(f"screenshot: {path}")
-    context.close()
-
-
-def current_code(username: str, confirmed: bool) -> str:
-    device = TOTPDevice.objects.get(user__username=username, confirmed=confirmed)
-    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"
 
 
 def test_a_provider_applies_is_approved_enrols_and_can_receive_documents(page, live_server):
