@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 TEST_ENV := DJANGO_SETTINGS_MODULE=tests.settings
 RUN_ENV := SECRET_KEY_FILE=var/secret_key LOG_FORMAT=text
 
-.PHONY: install run test format openapi clean bench federation messages compilemessages
+.PHONY: install run test format openapi clean bench federation messages compilemessages screenshots
 SIZE ?= 1m
 
 $(STAMP): pyproject.toml
@@ -60,6 +60,11 @@ openapi: install
 ## make bench [SIZE=10m]: routing plans and lookups on PostgreSQL against their ceilings.
 bench: install
 	$(BIN)/python benchmarks/run_bench.py --size $(SIZE)
+
+## make screenshots: the README's pictures of the portal and the admin (docs/screenshots/*.png),
+## taken in the system's Chromium from a demo federation in a throwaway database.
+screenshots: install compilemessages
+	$(TEST_ENV) $(BIN)/python -m pytest tests/portal/screenshots.py -s -q
 
 ## make federation: three registries on ports 8001-8003 (own SQLite databases and keys under
 ## var/federation/), a signed bootstrap, a demo in each; prints a token and curl commands.

@@ -238,7 +238,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "registry.apps.TOTPConfig",  # django_otp.plugins.otp_totp, named for the admin
     "django_otp.plugins.otp_static",
     "axes",
     "csp",

@@ -98,6 +98,8 @@ def test_a_provider_applies_is_approved_enrols_and_can_receive_documents(page, l
     for path in (
         "/portal/vaults/",
         "/portal/transfers/",
+        "/portal/messages/",
+        "/portal/webhook/",
         "/portal/tokens/",
         "/portal/users/",
         "/portal/audit/",

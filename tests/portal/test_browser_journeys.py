@@ -141,9 +141,9 @@ def test_an_issuer_resolves_a_file_of_10000_numbers_and_downloads_the_plan(
     assert page.locator("#plan-routable").inner_text() == "40"
     assert page.locator("#plan-unroutable").inner_text() == "9960"
     reasons = page.locator("#plan-reasons").inner_text()
-    assert "le coffre est fermé: 5" in reasons
-    assert "les dépôts dans ce coffre sont suspendus: 3" in reasons
-    assert "aucun coffre n'a ce numéro: 9950" in reasons
+    assert "5 closed — le coffre est fermé" in reasons
+    assert "3 hold — les dépôts dans ce coffre sont suspendus" in reasons
+    assert "9950 unknown — aucun coffre n'a ce numéro" in reasons
     assert_accessible(page)
     # and the JSON download is the answer whose hash the page shows
     with page.expect_download() as download:

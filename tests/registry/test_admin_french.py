@@ -53,6 +53,8 @@ def test_the_admin_index_names_the_registrys_models_in_french(french):
         "Adresses de dépôt",
         "Certificats",
         "Usage des émetteurs",
+        "Registre des coffres",  # the app
+        "Applications d&#x27;authentification (TOTP)",
     ):
         assert f">{name}</a>" in page, name
     assert "Travail en attente" in page
