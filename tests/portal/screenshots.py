@@ -39,9 +39,9 @@ def _demo() -> tuple[Provider, Issuer]:
     actor = Actor.system("screenshots")
     atlantique, *others = Provider.objects.order_by("legal_id")
     for index, (losing, gaining) in enumerate([(others[0], atlantique), (atlantique, others[1])]):
-        vault = Vault.objects.filter(provider=losing, status=VaultStatus.ACTIVE).order_by(
-            "number"
-        )[index * 7 + 3]
+        vault = Vault.objects.filter(provider=losing, status=VaultStatus.ACTIVE).order_by("number")[
+            index * 7 + 3
+        ]
         _code, value = transfers.transfer_code_issue(actor=actor, provider=losing, vault=vault)
         transfers.transfer_request(
             actor=actor,
