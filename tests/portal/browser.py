@@ -63,5 +63,11 @@ def sign_in(page, base_url: str, username: str, password: str) -> None:
     page.get_by_label("Identifiant").fill(username)
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_label("Code de votre application", exact=False).fill(current_code(username))
-    page.get_by_role("button", name="Se connecter").click()
-    page.wait_for_load_state()
+    follow(page, page.get_by_role("button", name="Se connecter"))
+
+
+def follow(page, target) -> None:
+    """Click a link or a submit button and wait until the page it leads to has loaded, so that
+    what comes next (assertions, axe) reads the new page, never the one being left."""
+    with page.expect_navigation():
+        target.click()

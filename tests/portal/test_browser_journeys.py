@@ -23,7 +23,7 @@ from registry.services import vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
 from tests.factories import VaultFactory
-from tests.portal.browser import assert_accessible, current_code, sign_in
+from tests.portal.browser import assert_accessible, current_code, follow, sign_in
 from tests.portal.conftest import PASSWORD, make_member
 
 # Playwright's sync API runs an event loop in this thread; the test's own ORM calls are
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def nav(page, name: str) -> None:
     """Follow a link of the portal's navigation bar."""
     bar = page.get_by_role("navigation", name="Portail")
-    bar.get_by_role("link", name=name, exact=True).click()
+    follow(page, bar.get_by_role("link", name=name, exact=True))
 
 
 def test_a_transfer_from_request_to_approval_by_two_providers(
@@ -51,7 +51,7 @@ def test_a_transfer_from_request_to_approval_by_two_providers(
     sign_in(lea, url, "lea", PASSWORD)
     lea.goto(f"{url}/portal/vaults/{vault.number}/")
     assert_accessible(lea)
-    lea.get_by_role("button", name="Émettre un code de transfert").click()
+    follow(lea, lea.get_by_role("button", name="Émettre un code de transfert"))
     code = lea.locator("#transfer-code").inner_text().strip()
     assert re.fullmatch(r"[0-9A-Z]{4}(-[0-9A-Z]{4}){4}", code)
     assert_accessible(lea)
@@ -63,7 +63,7 @@ def test_a_transfer_from_request_to_approval_by_two_providers(
     gus.get_by_label("Numéro de coffre").fill(numbers.format_display(vault.number).lower())
     gus.get_by_label("Code de transfert donné par le titulaire").fill(code.lower())
     gus.get_by_label("Votre référence du consentement du titulaire").fill("consentement-7")
-    gus.get_by_role("button", name="Demander le transfert").click()
+    follow(gus, gus.get_by_role("button", name="Demander le transfert"))
     assert "Transfert demandé" in gus.locator("main").inner_text()
     incoming = gus.locator("table").nth(1)
     assert "en attente" in incoming.inner_text()
@@ -71,16 +71,16 @@ def test_a_transfer_from_request_to_approval_by_two_providers(
     nav(lea, "Messages")
     assert "le transfert d'un de vos coffres est demandé" in lea.locator("#messages").inner_text()
     assert_accessible(lea)
-    lea.get_by_role("link", name="le transfert").click()
+    follow(lea, lea.get_by_role("link", name="le transfert"))
     assert "en attente" in lea.locator("#transfer-state").inner_text()
     assert re.search(r"\d+ jours? ouvrés? restants?", lea.locator("main").inner_text())
     assert_accessible(lea)
-    lea.get_by_role("button", name="Approuver le transfert").click()
+    follow(lea, lea.get_by_role("button", name="Approuver le transfert"))
     # both see the outcome: the vault now routes to Gus's organisation
     assert "approuvé par le prestataire cédant" in lea.locator("#transfer-state").inner_text()
     assert "Transfert approuvé" in lea.locator("main").inner_text()
     nav(gus, "Transferts")
-    gus.locator("table").nth(1).get_by_role("link").first.click()
+    follow(gus, gus.locator("table").nth(1).get_by_role("link").first)
     assert "approuvé par le prestataire cédant" in gus.locator("#transfer-state").inner_text()
     assert_accessible(gus)
     nav(gus, "Messages")
@@ -198,13 +198,13 @@ def test_a_federation_admin_closes_a_vault_after_the_confirmation_page(page, liv
     page.locator("input[name=username]").fill("root")
     page.locator("input[name=password]").fill(PASSWORD)
     page.locator("input[name=otp_token]").fill(current_code("root"))
-    page.locator("input[type=submit]").click()
+    follow(page, page.locator("input[type=submit]"))
     assert "Candidatures de prestataires en attente" in page.locator("#work-queue").inner_text()
     # picks one vault and the "close" action
     page.goto(f"{url}/admin/registry/vault/")
     page.locator(f"input[name=_selected_action][value={closing.number}]").check()
     page.locator("select[name=action]").select_option("close")
-    page.get_by_role("button", name="Envoyer").click()
+    follow(page, page.get_by_role("button", name="Envoyer"))
     # the confirmation page says what it will do, and nothing has changed yet
     impact = page.locator("#impact").inner_text()
     assert "1 coffre joignable aujourd'hui devient injoignable." in impact
@@ -218,7 +218,7 @@ def test_a_federation_admin_closes_a_vault_after_the_confirmation_page(page, liv
     assert Vault.objects.get(pk=closing.pk).status == VaultStatus.ACTIVE
     # with a reason it runs, and the list says so
     page.get_by_label("Motif").fill("Demande de fermeture du titulaire, dossier 4512")
-    page.get_by_role("button", name="Confirmer").click()
+    follow(page, page.get_by_role("button", name="Confirmer"))
     assert "Fermés : 1." in page.locator("ul.messagelist").inner_text()
     assert Vault.objects.get(pk=closing.pk).status == VaultStatus.CLOSED
     assert Vault.objects.get(pk=kept.pk).status == VaultStatus.ACTIVE
