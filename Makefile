@@ -8,7 +8,8 @@ RUN_ENV := SECRET_KEY_FILE=var/secret_key LOG_FORMAT=text
 PORT ?= 8000
 GUNICORN_BIND ?= 127.0.0.1:$(PORT)
 
-.PHONY: install run test format openapi clean bench bench-federation federation messages compilemessages
+.PHONY: install run test format openapi clean bench bench-federation federation messages \
+	compilemessages screenshots
 SIZE ?= 1m
 
 $(STAMP): pyproject.toml
@@ -68,6 +69,11 @@ bench: install
 ## make bench-federation: a 100,000-number plan over three registries vs one (PostgreSQL).
 bench-federation: install
 	$(BIN)/python benchmarks/federation_bench.py
+
+## make screenshots: the README's pictures of the portal and the admin (docs/screenshots/*.png),
+## taken in the system's Chromium from a demo federation in a throwaway database.
+screenshots: install compilemessages
+	$(TEST_ENV) $(BIN)/python -m pytest tests/portal/screenshots.py -s -q
 
 ## make federation: three registries on ports 8001-8003 (own SQLite databases and keys under
 ## var/federation/), a signed bootstrap, a demo in each; prints a token and curl commands.

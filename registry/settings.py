@@ -242,7 +242,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_otp",
-    "django_otp.plugins.otp_totp",
+    "registry.apps.TOTPConfig",  # django_otp.plugins.otp_totp, named for the admin
     "django_otp.plugins.otp_static",
     "axes",
     "csp",
@@ -270,6 +270,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "registry.portal.middleware.PortalIdleTimeoutMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "registry.middleware.PeopleTimeZoneMiddleware",
     # Last, as django-axes asks: it turns a locked-out login into the lockout page.
@@ -445,6 +446,9 @@ OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 # Sessions (the admin's, the portal's) last 8 hours at most, and end when the browser closes.
 SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 8 * 3600)
 SESSION_EXPIRE_AT_BROWSER_CLOSE = env_bool("SESSION_EXPIRE_AT_BROWSER_CLOSE", True)
+# A member's portal session also ends after this long without a request
+# (registry.portal.middleware.PortalIdleTimeoutMiddleware); the admin keeps SESSION_COOKIE_AGE.
+PORTAL_IDLE_SECONDS = env_int("PORTAL_IDLE_SECONDS", 30 * 60)
 
 # --- Login throttling (django-axes) -----------------------------------------------------------
 # Every login form (the admin's; the portal's as it comes) authenticates through django-axes:

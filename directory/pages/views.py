@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from django.shortcuts import render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from directory import checkpoints, keys
 from registry import numbers
@@ -36,6 +37,13 @@ def number_check(request):
     return render(request, "public/check.html", {"form": form, "result": result})
 
 
+KEY_PURPOSES = [
+    (keys.Purpose.LOG, gettext_lazy("Checkpoints of the log (C2SP signed notes, Ed25519)")),
+    (keys.Purpose.RECEIPT, gettext_lazy("Receipts of answers (JWS, Ed25519)")),
+    (keys.Purpose.PEER, gettext_lazy("Requests to other registries (RFC 9421, Ed25519)")),
+]
+
+
 def transparency(request):
     checkpoint = checkpoints.serving()
     try:
@@ -48,8 +56,13 @@ def transparency(request):
         {
             "checkpoint": checkpoint,
             "log_size": checkpoints.log_size(),
-            "manifest": manifest,
+            "key_groups": [
+                (purpose, label, manifest[purpose])
+                for purpose, label in KEY_PURPOSES
+                if manifest.get(purpose)
+            ],
             "origin": settings.VAULT_LOG_ORIGIN,
+            "quorum": settings.VAULT_WITNESS_QUORUM,
         },
     )
 

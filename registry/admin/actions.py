@@ -16,6 +16,11 @@ from registry.errors import DomainError
 SAMPLE = 20  # records named on a confirmation page; the others are counted
 
 
+def _done(what, count: int) -> str:
+    """ "Closed: 3." (French puts a space before the colon)."""
+    return _("%(what)s: %(count)s.") % {"what": what, "count": count}
+
+
 class ConfirmForm(forms.Form):
     """The second step of every destructive or mass-impact action: a reason, and the number of
     records the admin saw, so a selection that changed in between is shown again."""
@@ -78,7 +83,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
             else:
                 done += 1
         if done:
-            self.message_user(request, f"{success}: {done}.", messages.SUCCESS)
+            self.message_user(request, _done(success, done), messages.SUCCESS)
         return done
 
     def _form_page(
@@ -162,7 +167,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     def report(self, request, outcome, success) -> None:
         """Say what a batch service did: how many changed, and why the others did not."""
         if outcome.changed:
-            self.message_user(request, f"{success}: {outcome.changed}.", messages.SUCCESS)
+            self.message_user(request, _done(success, outcome.changed), messages.SUCCESS)
         if outcome.refused:
             refused = ", ".join(f"{code}: {n}" for code, n in sorted(outcome.refused.items()))
             self.message_user(

@@ -49,11 +49,11 @@ class LogEntryAdmin(ReadOnlyAdmin):
         found = RawSQL(f"{function} > 0", [needle], output_field=BooleanField())  # noqa: S611
         return queryset.alias(names=found).filter(names=True), False
 
-    @admin.display(description="canonical JSON (RFC 8785)")
+    @admin.display(description=_("canonical JSON (RFC 8785)"))
     def canonical_json(self, entry: LogEntry) -> str:
         return format_html("<code>{}</code>", bytes(entry.body).decode())
 
-    @admin.display(description="leaf hash (SHA-256)")
+    @admin.display(description=_("leaf hash (SHA-256)"))
     def leaf_hash_hex(self, entry: LogEntry) -> str:
         return bytes(entry.leaf_hash).hex()
 

@@ -32,12 +32,15 @@ from registry.services.common import Actor
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, initial="API token")
+    name = forms.CharField(label=_("Name"), max_length=100, initial=_("API token"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["expires_in_days"] = forms.IntegerField(
-            min_value=1, max_value=settings.VAULT_TOKEN_MAX_DAYS, initial=90
+            label=_("Lifetime in days"),
+            min_value=1,
+            max_value=settings.VAULT_TOKEN_MAX_DAYS,
+            initial=90,
         )
 
 
@@ -52,7 +55,7 @@ def _status_action(status: str, verb: str, description: str):
                 "%(count)s organisations move to %(status)s.",
                 n := queryset.count(),
             )
-            % {"count": n, "status": status}
+            % {"count": n, "status": OrganisationStatus(status).label}
         ]
         if queryset.model is Provider and status != OrganisationStatus.ACTIVE:
             lost = selectors.undeliverable_if_providers_stop(queryset)
@@ -74,7 +77,7 @@ def _status_action(status: str, verb: str, description: str):
             request,
             queryset,
             lambda org: service(actor=actor, **{field: org}, status=status, reason=reason),
-            _("Status set to %(status)s") % {"status": status},
+            _("Status set to %(status)s") % {"status": OrganisationStatus(status).label},
         )
 
     apply.__name__ = f"make_{status}"

@@ -83,10 +83,16 @@ class RegistryAdminSite(OTPAdminSite):
         from directory import checkpoints
         from directory.federation import members
         from registry import selectors
+        from registry.portal.errors import explain_reason
 
         checkpoint = checkpoints.serving()
+        queue = selectors.work_queue()
         context = {
-            "queue": selectors.work_queue(),
+            "queue": queue,
+            "undeliverable_reasons": [
+                (reason, explain_reason(reason), count)
+                for reason, count in queue["undeliverable_by_reason"].items()
+            ],
             "checkpoint": checkpoint,
             "checkpoint_age": timezone.now() - checkpoint.created_at if checkpoint else None,
             "witnesses": members.witnesses(),  # VAULT_WITNESSES, or the federation's peers

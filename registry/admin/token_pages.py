@@ -25,7 +25,7 @@ def keep(request, created) -> str:
             "owner": str(owner),
             "token": str(token.pk),
             "name": token.name,
-            "scope": token.scope,
+            "scope": str(token.get_scope_display()),
             "expires_at": token.expires_at.isoformat(),
             "value": value,
         }

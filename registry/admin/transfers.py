@@ -35,7 +35,7 @@ class TransferAdmin(ReadOnlyAdmin):
     exclude = ["code"]
     actions = ["server_cancel", "server_approve"]
 
-    @admin.display(description="vault", ordering="vault")
+    @admin.display(description=_("vault"), ordering="vault")
     def vault_display(self, transfer: Transfer) -> str:
         return numbers.format_display(transfer.vault_id)
 

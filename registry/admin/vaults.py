@@ -15,6 +15,7 @@ from registry.admin.actions import ReadOnlyAdmin, confirmed_action
 from registry.admin.site import admin_site
 from registry.errors import DomainError
 from registry.models import Vault
+from registry.portal.errors import explain_reason
 from registry.services import vaults
 from registry.services.common import Actor
 from registry.services.vaults import HoldKind
@@ -44,7 +45,7 @@ class VaultAdmin(ReadOnlyAdmin):
         "clear_registry_lock",
     ]
 
-    @admin.display(description="number", ordering="number")
+    @admin.display(description=_("number"), ordering="number")
     def display(self, vault: Vault) -> str:
         return numbers.format_display(vault.number)
 
@@ -72,7 +73,7 @@ class VaultAdmin(ReadOnlyAdmin):
             verdict = format_html(
                 '<span class="deliverable-no">{}</span>: {}',
                 _("No"),
-                ", ".join(fields["reasons"]),
+                "; ".join(f"{reason} — {explain_reason(reason)}" for reason in fields["reasons"]),
             )
         return format_html(
             "{} — {} {} · {}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class LogEntry(models.Model):
@@ -14,15 +15,16 @@ class LogEntry(models.Model):
     ``leaf_hash`` is SHA-256(0x00 ‖ body).
     """
 
-    sequence = models.BigIntegerField(primary_key=True)
-    kind = models.CharField(max_length=40)
-    body = models.BinaryField()
-    leaf_hash = models.BinaryField(max_length=32)
-    created_at = models.DateTimeField(default=timezone.now)
+    sequence = models.BigIntegerField(_("index"), primary_key=True)
+    kind = models.CharField(_("kind"), max_length=40)
+    body = models.BinaryField(_("body"))
+    leaf_hash = models.BinaryField(_("leaf hash"), max_length=32)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
+        verbose_name = _("log entry")
+        verbose_name_plural = _("log entries")
         ordering = ["sequence"]
-        verbose_name_plural = "log entries"
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(sequence__gte=0),
@@ -38,9 +40,11 @@ class LogHead(models.Model):
     """The single row that serialises appends: its lock orders writers; size is the next index."""
 
     id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    size = models.BigIntegerField(default=0)
+    size = models.BigIntegerField(_("size"), default=0)
 
     class Meta:
+        verbose_name = _("log head")
+        verbose_name_plural = _("log heads")
         constraints = [
             models.CheckConstraint(condition=models.Q(id=1), name="%(app_label)s_%(class)s_single"),
         ]
@@ -52,21 +56,33 @@ class LogHead(models.Model):
 class AuditEvent(models.Model):
     """Who did what to which record, written in the same transaction as the change."""
 
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    actor = models.CharField(max_length=200)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, db_index=True)
+    actor = models.CharField(_("actor"), max_length=200)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor's account"),
     )
     actor_token = models.ForeignKey(
-        "registry.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "registry.ApiToken",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor's token"),
     )
-    action = models.CharField(max_length=60)
-    target_type = models.CharField(max_length=40)
-    target_id = models.CharField(max_length=64)
-    data = models.JSONField(default=dict, blank=True)
-    log_sequence = models.BigIntegerField(null=True, blank=True)
+    action = models.CharField(_("action"), max_length=60)
+    target_type = models.CharField(_("target type"), max_length=40)
+    target_id = models.CharField(_("target identifier"), max_length=64)
+    data = models.JSONField(_("data"), default=dict, blank=True)
+    log_sequence = models.BigIntegerField(_("log index"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("audit event")
+        verbose_name_plural = _("audit events")
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="registry_audit_target_idx")

@@ -39,24 +39,34 @@ class Message(models.Model):
     than once (at least once), always with the same id.
     """
 
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="messages")
-    kind = models.CharField(max_length=40, choices=MessageKind.choices)
-    payload = models.JSONField(default=dict)
-    dedup_key = models.CharField(
-        max_length=100, blank=True, help_text=_("Set for events that must be queued only once.")
+    provider = models.ForeignKey(
+        Provider, verbose_name=_("provider"), on_delete=models.PROTECT, related_name="messages"
     )
-    created_at = models.DateTimeField(default=timezone.now)
-    acked_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=40, choices=MessageKind.choices)
+    payload = models.JSONField(_("data"), default=dict)
+    dedup_key = models.CharField(
+        _("deduplication key"),
+        max_length=100,
+        blank=True,
+        help_text=_("Set for events that must be queued only once."),
+    )
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    acked_at = models.DateTimeField(_("acknowledged at"), null=True, blank=True)
     # Webhook delivery, retried with exponential backoff.
     delivery_state = models.CharField(
-        max_length=10, choices=DeliveryState.choices, default=DeliveryState.PENDING
+        _("delivery state"),
+        max_length=10,
+        choices=DeliveryState.choices,
+        default=DeliveryState.PENDING,
     )
-    delivery_attempts = models.PositiveSmallIntegerField(default=0)
-    next_delivery_at = models.DateTimeField(null=True, blank=True)
-    delivered_at = models.DateTimeField(null=True, blank=True)
-    last_delivery_error = models.CharField(max_length=200, blank=True)
+    delivery_attempts = models.PositiveSmallIntegerField(_("delivery attempts"), default=0)
+    next_delivery_at = models.DateTimeField(_("next delivery at"), null=True, blank=True)
+    delivered_at = models.DateTimeField(_("delivered at"), null=True, blank=True)
+    last_delivery_error = models.CharField(_("last delivery error"), max_length=200, blank=True)
 
     class Meta:
+        verbose_name = _("message")
+        verbose_name_plural = _("messages")
         ordering = ["id"]
         indexes = [
             models.Index(fields=["provider", "acked_at", "id"], name="registry_message_queue_idx"),
@@ -94,17 +104,21 @@ class Webhook(models.Model):
     provider: registering a new one retires the old one.
     """
 
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="webhooks")
-    url = models.URLField(max_length=500)
-    secret = models.CharField(max_length=100, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    removed_at = models.DateTimeField(null=True, blank=True)
-    last_success_at = models.DateTimeField(null=True, blank=True)
-    last_failure_at = models.DateTimeField(null=True, blank=True)
+    provider = models.ForeignKey(
+        Provider, verbose_name=_("provider"), on_delete=models.PROTECT, related_name="webhooks"
+    )
+    url = models.URLField(_("URL"), max_length=500)
+    secret = models.CharField(_("secret"), max_length=100, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    removed_at = models.DateTimeField(_("removed at"), null=True, blank=True)
+    last_success_at = models.DateTimeField(_("last success at"), null=True, blank=True)
+    last_failure_at = models.DateTimeField(_("last failure at"), null=True, blank=True)
 
     objects = WebhookQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("webhook")
+        verbose_name_plural = _("webhooks")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(

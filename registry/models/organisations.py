@@ -80,7 +80,7 @@ def validate_string_list(value: object) -> None:
 class Organisation(models.Model):
     """What providers and issuers share: a legal identity, contacts and a status."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4, editable=False)
     legal_name = models.CharField(_("legal name"), max_length=200)
     legal_id_scheme = models.CharField(
         _("legal identifier scheme"),
@@ -93,10 +93,13 @@ class Organisation(models.Model):
     technical_email = models.EmailField(_("technical contact"))
     security_email = models.EmailField(_("security contact"))
     status = models.CharField(
-        max_length=10, choices=OrganisationStatus.choices, default=OrganisationStatus.APPLIED
+        _("status"),
+        max_length=10,
+        choices=OrganisationStatus.choices,
+        default=OrganisationStatus.APPLIED,
     )
-    status_changed_at = models.DateTimeField(default=timezone.now)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    status_changed_at = models.DateTimeField(_("status changed at"), default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     class Meta:
         abstract = True
@@ -132,9 +135,13 @@ class Provider(Organisation):
         validators=[validate_string_list],
         help_text=_("e.g. NF Z42-020"),
     )
-    last_log_index = models.BigIntegerField(null=True, blank=True, editable=False)
+    last_log_index = models.BigIntegerField(
+        _("last log index"), null=True, blank=True, editable=False
+    )
 
     class Meta(Organisation.Meta):
+        verbose_name = _("provider")
+        verbose_name_plural = _("providers")
         constraints = [
             models.UniqueConstraint(
                 fields=["legal_id_scheme", "legal_id"],
@@ -168,6 +175,8 @@ class Issuer(Organisation):
     )
 
     class Meta(Organisation.Meta):
+        verbose_name = _("issuer")
+        verbose_name_plural = _("issuers")
         constraints = [
             models.UniqueConstraint(
                 fields=["legal_id_scheme", "legal_id"],
@@ -184,15 +193,22 @@ class Issuer(Organisation):
 class StatusChange(models.Model):
     """One status change: who, when, why, and from when it holds (ETSI TS 119 612 style)."""
 
-    from_status = models.CharField(max_length=10, choices=OrganisationStatus.choices, blank=True)
-    to_status = models.CharField(max_length=10, choices=OrganisationStatus.choices)
-    reason = models.TextField()
-    actor = models.CharField(max_length=200)
+    from_status = models.CharField(
+        _("previous status"), max_length=10, choices=OrganisationStatus.choices, blank=True
+    )
+    to_status = models.CharField(_("new status"), max_length=10, choices=OrganisationStatus.choices)
+    reason = models.TextField(_("reason"))
+    actor = models.CharField(_("actor"), max_length=200)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("actor's account"),
     )
     effective_at = models.DateTimeField(_("starting time"))
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
 
     class Meta:
         abstract = True
@@ -203,11 +219,26 @@ class StatusChange(models.Model):
 
 
 class ProviderStatusChange(StatusChange):
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="status_changes")
+    provider = models.ForeignKey(
+        Provider,
+        verbose_name=_("provider"),
+        on_delete=models.PROTECT,
+        related_name="status_changes",
+    )
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("provider status change")
+        verbose_name_plural = _("provider status changes")
 
 
 class IssuerStatusChange(StatusChange):
-    issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="status_changes")
+    issuer = models.ForeignKey(
+        Issuer, verbose_name=_("issuer"), on_delete=models.PROTECT, related_name="status_changes"
+    )
+
+    class Meta(StatusChange.Meta):
+        verbose_name = _("issuer status change")
+        verbose_name_plural = _("issuer status changes")
 
 
 class IssuerUsage(models.Model):
@@ -215,16 +246,19 @@ class IssuerUsage(models.Model):
     flushed here (registry.usage), never one row per lookup. ``lookups`` counts requests (a
     lookup or a plan), ``numbers`` the numbers they asked, ``unknown`` those no vault has."""
 
-    issuer = models.ForeignKey(Issuer, on_delete=models.PROTECT, related_name="usage")
-    minute = models.DateTimeField(db_index=True)
-    purpose = models.CharField(max_length=40, blank=True)
-    lookups = models.PositiveBigIntegerField(default=0)
-    numbers = models.PositiveBigIntegerField(default=0)
-    unknown = models.PositiveBigIntegerField(default=0)
+    issuer = models.ForeignKey(
+        Issuer, verbose_name=_("issuer"), on_delete=models.PROTECT, related_name="usage"
+    )
+    minute = models.DateTimeField(_("minute"), db_index=True)
+    purpose = models.CharField(_("purpose"), max_length=40, blank=True)
+    lookups = models.PositiveBigIntegerField(_("requests"), default=0)
+    numbers = models.PositiveBigIntegerField(_("numbers asked"), default=0)
+    unknown = models.PositiveBigIntegerField(_("unknown numbers"), default=0)
 
     class Meta:
+        verbose_name = _("issuer usage")
+        verbose_name_plural = _("issuer usage")
         ordering = ["-minute", "issuer_id", "purpose"]
-        verbose_name_plural = "issuer usage"
         constraints = [
             models.UniqueConstraint(
                 fields=["issuer", "minute", "purpose"], name="%(app_label)s_%(class)s_unique_minute"

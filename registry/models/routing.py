@@ -43,19 +43,27 @@ class EndpointQuerySet(models.QuerySet):
 class Endpoint(models.Model):
     """A provider's delivery address for one transport profile."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="endpoints")
-    transport_profile = models.CharField(max_length=50, validators=[validate_transport_profile])
-    url = models.URLField(max_length=500, validators=[validate_https])
-    document_types = models.JSONField(default=list, blank=True, validators=[validate_string_list])
-    activates_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField(null=True, blank=True)
-    deactivated_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.ForeignKey(
+        Provider, verbose_name=_("provider"), on_delete=models.PROTECT, related_name="endpoints"
+    )
+    transport_profile = models.CharField(
+        _("transport profile"), max_length=50, validators=[validate_transport_profile]
+    )
+    url = models.URLField(_("URL"), max_length=500, validators=[validate_https])
+    document_types = models.JSONField(
+        _("document types"), default=list, blank=True, validators=[validate_string_list]
+    )
+    activates_at = models.DateTimeField(_("activates at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"), null=True, blank=True)
+    deactivated_at = models.DateTimeField(_("deactivated at"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
 
     objects = EndpointQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("endpoint")
+        verbose_name_plural = _("endpoints")
         ordering = ["created_at", "id"]
         constraints = [
             models.CheckConstraint(
@@ -127,24 +135,28 @@ class CertificateQuerySet(models.QuerySet):
 class Certificate(models.Model):
     """An X.509 certificate a provider published, with what the registry checked in it."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="certificates")
-    use = models.CharField(max_length=12, choices=CertificateUse.choices)
-    pem = models.TextField()
-    fingerprint_sha256 = models.CharField(max_length=64)
-    subject = models.CharField(max_length=500)
-    issuer = models.CharField(max_length=500)
-    serial_number = models.CharField(max_length=100)
-    not_before = models.DateTimeField()
-    not_after = models.DateTimeField()
-    key_type = models.CharField(max_length=20)
-    key_size = models.PositiveIntegerField()
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    retired_at = models.DateTimeField(null=True, blank=True)
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4, editable=False)
+    provider = models.ForeignKey(
+        Provider, verbose_name=_("provider"), on_delete=models.PROTECT, related_name="certificates"
+    )
+    use = models.CharField(_("use"), max_length=12, choices=CertificateUse.choices)
+    pem = models.TextField(_("PEM"))
+    fingerprint_sha256 = models.CharField(_("SHA-256 fingerprint"), max_length=64)
+    subject = models.CharField(_("subject"), max_length=500)
+    issuer = models.CharField(_("certificate issuer"), max_length=500)
+    serial_number = models.CharField(_("serial number"), max_length=100)
+    not_before = models.DateTimeField(_("valid from"))
+    not_after = models.DateTimeField(_("valid until"))
+    key_type = models.CharField(_("key type"), max_length=20)
+    key_size = models.PositiveIntegerField(_("key size"))
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    retired_at = models.DateTimeField(_("retired at"), null=True, blank=True)
 
     objects = CertificateQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("certificate")
+        verbose_name_plural = _("certificates")
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(
@@ -178,29 +190,48 @@ class VaultQuerySet(models.QuerySet):
 class Vault(models.Model):
     """A vault number and the provider hosting it today. Closed vaults stay as tombstones."""
 
-    number = models.CharField(max_length=20, primary_key=True)
-    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="vaults")
-    status = models.CharField(
-        max_length=10, choices=VaultStatus.choices, default=VaultStatus.ACTIVE
+    number = models.CharField(_("number"), max_length=20, primary_key=True)
+    provider = models.ForeignKey(
+        Provider, verbose_name=_("provider"), on_delete=models.PROTECT, related_name="vaults"
     )
-    client_hold = models.BooleanField(default=False, help_text=_("The provider stops delivery."))
-    server_hold = models.BooleanField(default=False, help_text=_("The registry stops delivery."))
-    client_transfer_prohibited = models.BooleanField(default=False)
-    registry_lock = models.BooleanField(default=False)
-    pending_transfer = models.BooleanField(default=False)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
-    closed_at = models.DateTimeField(null=True, blank=True)
-    last_log_index = models.BigIntegerField(null=True, blank=True, editable=False)
+    status = models.CharField(
+        _("status"), max_length=10, choices=VaultStatus.choices, default=VaultStatus.ACTIVE
+    )
+    client_hold = models.BooleanField(
+        _("client hold"), default=False, help_text=_("The provider stops delivery.")
+    )
+    server_hold = models.BooleanField(
+        _("server hold"), default=False, help_text=_("The registry stops delivery.")
+    )
+    client_transfer_prohibited = models.BooleanField(
+        _("moves blocked by the holder"), default=False
+    )
+    registry_lock = models.BooleanField(_("registry lock"), default=False)
+    pending_transfer = models.BooleanField(_("pending transfer"), default=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
+    closed_at = models.DateTimeField(_("closed at"), null=True, blank=True)
+    last_log_index = models.BigIntegerField(
+        _("last log index"), null=True, blank=True, editable=False
+    )
     # The last move, kept on the row so that lookups name the previous provider during the grace
     # period and the post-transfer lock is checked without another query.
     previous_provider = models.ForeignKey(
-        Provider, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        Provider,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("previous provider"),
     )
-    transferred_at = models.DateTimeField(null=True, blank=True, editable=False)
+    transferred_at = models.DateTimeField(
+        _("transferred at"), null=True, blank=True, editable=False
+    )
 
     objects = VaultQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("vault")
+        verbose_name_plural = _("vaults")
         ordering = ["created_at", "number"]
         indexes = [models.Index(fields=["provider", "number"], name="registry_vault_provider_idx")]
         constraints = [

@@ -21,26 +21,45 @@ class TokenScope(models.TextChoices):
 class ApiToken(models.Model):
     """A bearer token. Only the SHA-256 of its value is kept; the value is shown once."""
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4, editable=False)
     provider = models.ForeignKey(
-        Provider, null=True, blank=True, on_delete=models.PROTECT, related_name="tokens"
+        Provider,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tokens",
+        verbose_name=_("provider"),
     )
     issuer = models.ForeignKey(
-        Issuer, null=True, blank=True, on_delete=models.PROTECT, related_name="tokens"
+        Issuer,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tokens",
+        verbose_name=_("issuer"),
     )
-    scope = models.CharField(max_length=10, choices=TokenScope.choices)
-    name = models.CharField(max_length=100)
-    prefix = models.CharField(max_length=16, help_text=_("First characters, to recognise it."))
-    key_hash = models.CharField(max_length=64, unique=True)
-    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    scope = models.CharField(_("scope"), max_length=10, choices=TokenScope.choices)
+    name = models.CharField(_("name"), max_length=100)
+    prefix = models.CharField(
+        _("prefix"), max_length=16, help_text=_("First characters, to recognise it.")
+    )
+    key_hash = models.CharField(_("key hash"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now, editable=False)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        verbose_name=_("created by"),
     )
-    expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires at"))
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True)
 
     class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
         ordering = ["-created_at"]
         constraints = [
             models.CheckConstraint(

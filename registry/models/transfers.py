@@ -40,28 +40,35 @@ class TransferCode(models.Model):
     once the code can no longer be used. At most one usable (not used, not voided) code per vault.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    vault = models.ForeignKey(Vault, on_delete=models.PROTECT, related_name="transfer_codes")
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4, editable=False)
+    vault = models.ForeignKey(
+        Vault, verbose_name=_("vault"), on_delete=models.PROTECT, related_name="transfer_codes"
+    )
     provider = models.ForeignKey(
         Provider,
+        verbose_name=_("provider"),
         on_delete=models.PROTECT,
         related_name="+",
         help_text=_("The provider that hosted the vault and asked for the code."),
     )
-    salt = models.BinaryField(max_length=32, editable=False)
-    code_hash = models.CharField(max_length=64, blank=True, editable=False)
-    created_at = models.DateTimeField(default=timezone.now)
-    expires_at = models.DateTimeField()
-    failed_attempts = models.PositiveSmallIntegerField(default=0)
-    locked_at = models.DateTimeField(null=True, blank=True)
-    used_at = models.DateTimeField(null=True, blank=True)
-    voided_at = models.DateTimeField(null=True, blank=True)
-    void_reason = models.CharField(max_length=12, choices=CodeVoidReason.choices, blank=True)
+    salt = models.BinaryField(_("salt"), max_length=32, editable=False)
+    code_hash = models.CharField(_("code hash"), max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(_("created at"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires at"))
+    failed_attempts = models.PositiveSmallIntegerField(_("failed attempts"), default=0)
+    locked_at = models.DateTimeField(_("locked at"), null=True, blank=True)
+    used_at = models.DateTimeField(_("used at"), null=True, blank=True)
+    voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
+    void_reason = models.CharField(
+        _("void reason"), max_length=12, choices=CodeVoidReason.choices, blank=True
+    )
     destroyed_at = models.DateTimeField(
-        null=True, blank=True, help_text=_("When the hash was wiped.")
+        _("destroyed at"), null=True, blank=True, help_text=_("When the hash was wiped.")
     )
 
     class Meta:
+        verbose_name = _("transfer code")
+        verbose_name_plural = _("transfer codes")
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(
@@ -163,41 +170,64 @@ class Transfer(models.Model):
     The database holds the rule that matters most: at most one pending transfer per vault.
     """
 
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    vault = models.ForeignKey(Vault, on_delete=models.PROTECT, related_name="transfers")
+    id = models.UUIDField(_("identifier"), primary_key=True, default=uuid.uuid4, editable=False)
+    vault = models.ForeignKey(
+        Vault, verbose_name=_("vault"), on_delete=models.PROTECT, related_name="transfers"
+    )
     losing_provider = models.ForeignKey(
-        Provider, on_delete=models.PROTECT, related_name="outgoing_transfers"
+        Provider,
+        on_delete=models.PROTECT,
+        related_name="outgoing_transfers",
+        verbose_name=_("losing provider"),
     )
     gaining_provider = models.ForeignKey(
-        Provider, on_delete=models.PROTECT, related_name="incoming_transfers"
+        Provider,
+        on_delete=models.PROTECT,
+        related_name="incoming_transfers",
+        verbose_name=_("gaining provider"),
     )
     code = models.ForeignKey(
-        TransferCode, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        TransferCode,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("transfer code"),
     )
     consent_reference = models.CharField(
-        max_length=200, help_text=_("The gaining provider's reference of the holder's consent.")
+        _("consent reference"),
+        max_length=200,
+        help_text=_("The gaining provider's reference of the holder's consent."),
     )
     state = models.CharField(
-        max_length=16, choices=TransferState.choices, default=TransferState.PENDING
+        _("state"), max_length=16, choices=TransferState.choices, default=TransferState.PENDING
     )
-    requested_at = models.DateTimeField(default=timezone.now)
+    requested_at = models.DateTimeField(_("requested at"), default=timezone.now)
     deadline = models.DateTimeField(
-        help_text=_("When the registry approves it if the losing provider has not answered.")
+        _("deadline"),
+        help_text=_("When the registry approves it if the losing provider has not answered."),
     )
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
     outcome_reason = models.CharField(
+        _("outcome reason"),
         max_length=30,
         blank=True,
         help_text=_("Rejection reason (client_rejected) or cause (server_cancelled)."),
     )
-    outcome_note = models.TextField(blank=True, max_length=2000)
+    outcome_note = models.TextField(_("outcome note"), blank=True, max_length=2000)
     log_sequence = models.BigIntegerField(
-        null=True, blank=True, editable=False, help_text=_("Log entry of the outcome.")
+        _("log index"),
+        null=True,
+        blank=True,
+        editable=False,
+        help_text=_("Log entry of the outcome."),
     )
 
     objects = TransferQuerySet.as_manager()
 
     class Meta:
+        verbose_name = _("transfer")
+        verbose_name_plural = _("transfers")
         ordering = ["-requested_at", "id"]
         indexes = [
             models.Index(fields=["state", "deadline"], name="registry_transfer_due_idx"),

@@ -73,6 +73,16 @@ MESSAGES = {
     "transfer_deadline_passed": _("The deadline of this transfer has passed."),
     "not_losing_provider": _("Only the current provider answers this transfer."),
     "not_gaining_provider": _("Only the gaining provider withdraws this request."),
+    # Webhook addresses (registry.destinations)
+    "not_https": _("The address must start with https://."),
+    "credentials_in_url": _("Remove the user name and password from the address."),
+    "unresolvable_host": _("This host name does not resolve: check the address."),
+    "address_not_public": _(
+        "This address leads to a private or reserved network: the registry only calls public "
+        "addresses."
+    ),
+    "webhook_not_found": _("You have no webhook."),
+    "message_not_found": _("No such message of yours."),
     # Accounts
     "username_taken": _("This user name is taken: choose another."),
     "last_administrator": _("The organisation must keep at least one administrator."),
@@ -82,6 +92,28 @@ MESSAGES = {
     "not_found": _("This link is unknown, used or expired."),
 }
 
+# Why a number of a routing plan cannot be delivered (directory.transparency.records.Reason,
+# and ``invalid:<code>`` for a number that does not parse).
+UNROUTABLE = {
+    "closed": _("the vault is closed"),
+    "hold": _("delivery to the vault is stopped"),
+    "provider_suspended": _("its provider is suspended"),
+    "provider_withdrawn": _("its provider has left the federation"),
+    "no_endpoint": _("its provider has no active delivery endpoint"),
+    "no_valid_certificate": _("its provider has no valid encryption certificate"),
+    "unknown": _("no vault has this number"),
+    "registry_unavailable": _("its home registry did not answer"),
+}
+
+
+def explain_reason(reason: str) -> str:
+    """A plan's reason code in the reader's language."""
+    kind, _sep, code = reason.partition(":")
+    if kind == "invalid":
+        why = str(MESSAGES.get(code, code))
+        return str(_("not a vault number: %(why)s") % {"why": why[:1].lower() + why[1:]})
+    return str(UNROUTABLE.get(reason, reason))
+
 
 def explain(error: DomainError | Exception) -> str:
     """The refusal in the reader's language."""
@@ -90,3 +122,13 @@ def explain(error: DomainError | Exception) -> str:
     if message is not None:
         return str(message)
     return str(getattr(error, "detail", "") or error)
+
+
+def field_errors(error: DomainError, default_field: str | None = None) -> list[tuple[str, str]]:
+    """A validation refusal as (form field, message) pairs, from the per-field codes the API
+    answers in ``errors``; the refusal as a whole on ``default_field`` when it names none."""
+    pairs = []
+    for item in getattr(error, "extra", {}).get("errors", []):
+        message = MESSAGES.get(str(item.get("code", "")))
+        pairs.append((item.get("field") or default_field, str(message or explain(error))))
+    return pairs or [(default_field, explain(error))]

@@ -117,6 +117,15 @@ class RejectForm(forms.Form):
     )
 
 
+class WebhookForm(forms.Form):
+    # Checked by the service (https only, no credentials, public addresses), as for the API.
+    url = forms.CharField(
+        label=_("Webhook address (https://…)"),
+        max_length=500,
+        widget=forms.URLInput(attrs={"spellcheck": "false"}),
+    )
+
+
 class TokenForm(forms.Form):
     name = forms.CharField(label=_("Name (what it is for)"), max_length=100)
     expires_in_days = forms.IntegerField(

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from registry.portal.views import accounts, common, issuer, provider
+from registry.portal.views import accounts, common, issuer, notifications, provider
 
 app_name = "portal"
 
@@ -33,6 +33,11 @@ urlpatterns = [
     path("vaults/<str:number>/<slug:action>/", provider.vault_action, name="vault-action"),
     path("transfers/", provider.transfer_list, name="transfers"),
     path("transfers/<uuid:pk>/", provider.transfer_detail, name="transfer"),
+    path("messages/", notifications.message_list, name="messages"),
+    path("messages/ack-all/", notifications.message_ack_all, name="messages-ack-all"),
+    path("messages/<int:pk>/ack/", notifications.message_ack, name="message-ack"),
+    path("webhook/", notifications.webhook, name="webhook"),
+    path("webhook/remove/", notifications.webhook_remove, name="webhook-remove"),
     # Issuers
     path("plans/", issuer.plans, name="plans"),
     path("plans/<uuid:pk>/", issuer.plan_detail, name="plan"),

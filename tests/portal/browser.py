@@ -46,3 +46,28 @@ def axe_violations(page) -> list[dict]:
 def assert_accessible(page) -> None:
     violations = axe_violations(page)
     assert not violations, f"{page.url}: {violations}"
+
+
+def current_code(username: str, confirmed: bool = True) -> str:
+    """The code the person's authenticator app shows now."""
+    from django_otp.oath import totp
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.get(user__username=username, confirmed=confirmed)
+    return f"{totp(device.bin_key, device.step, device.t0, device.digits, device.drift):06d}"
+
+
+def sign_in(page, base_url: str, username: str, password: str) -> None:
+    """Sign in to the portal through its form (French labels), with the app's current code."""
+    page.goto(f"{base_url}/portal/login/")
+    page.get_by_label("Identifiant").fill(username)
+    page.get_by_label("Mot de passe").fill(password)
+    page.get_by_label("Code de votre application", exact=False).fill(current_code(username))
+    follow(page, page.get_by_role("button", name="Se connecter"))
+
+
+def follow(page, target) -> None:
+    """Click a link or a submit button and wait until the page it leads to has loaded, so that
+    what comes next (assertions, axe) reads the new page, never the one being left."""
+    with page.expect_navigation():
+        target.click()

@@ -55,6 +55,54 @@ def viewer(provider):
     return make_member(provider, Role.VIEWER)
 
 
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for every browser test (the system's, through ``executable_path``)."""
+    from tests.portal.browser import require_chromium
+
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_page(browser, request):
+    """Pages in separate browser contexts (one per person: their own cookies), in French.
+    Each is screenshotted if the test fails, then closed."""
+    from tests.portal.browser import ARTIFACTS
+
+    contexts = []
+
+    def open_page(locale: str = "fr-FR"):
+        # bypass_csp lets the test inject axe-core; the pages' own CSP is tested without a
+        # browser (test_headers.py)
+        context = browser.new_context(
+            bypass_csp=True, locale=locale, viewport={"width": 1280, "height": 800}
+        )
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_page
+    report = getattr(request.node, "rep_call", None)
+    for number, context in enumerate(contexts):
+        if report is not None and report.failed:
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for page in context.pages:
+                path = ARTIFACTS / f"{request.node.name}-{number}.png"
+                page.screenshot(path=str(path), full_page=True)
+                print(f"screenshot: {path}")
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Keep each phase's report on the test, so the browser fixture screenshots failures."""

@@ -6,6 +6,8 @@ import pytest
 
 from registry import x509
 from registry.models import ApiToken, AuditEvent, Endpoint, Vault
+from registry.services import transfers
+from registry.services.common import Actor
 from tests.factories import EndpointFactory, VaultFactory
 from tests.portal.conftest import make_member, signed_in
 
@@ -116,3 +118,23 @@ def test_the_public_number_checker_never_says_where_the_vault_is(client, vault):
     page = client.get("/check/", {"number": vault.number.lower()}).content.decode()
     assert "bien formé" in page and "VLT1" in page
     assert vault.provider.legal_name not in page
+
+
+def test_a_rejected_transfer_shows_its_reason_in_words(provider, other_provider, operator):
+    vault = VaultFactory(provider=provider)
+    system = Actor.system("tests")
+    _code, value = transfers.transfer_code_issue(actor=system, provider=provider, vault=vault)
+    transfer = transfers.transfer_request(
+        actor=system,
+        gaining_provider=other_provider,
+        number=vault.number,
+        code=value,
+        consent_reference="consent-9",
+    )
+    client = signed_in(operator)
+    client.post(
+        f"/portal/transfers/{transfer.pk}/",
+        {"action": "reject", "reason": "holder_objection", "comment": "appel du 3 mars"},
+    )
+    page = client.get(f"/portal/transfers/{transfer.pk}/").content.decode()
+    assert 'id="transfer-reason">le titulaire s&#x27;y oppose — appel du 3 mars<' in page

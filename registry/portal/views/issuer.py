@@ -22,7 +22,7 @@ from directory.models import RoutingPlan
 from directory.plans import build_plan, read_numbers, routing_plan_record
 from registry.errors import DomainError
 from registry.portal.access import member_view, refuse
-from registry.portal.errors import explain
+from registry.portal.errors import explain, explain_reason
 from registry.portal.forms import PlanForm
 from registry.portal.models import Role
 
@@ -79,7 +79,7 @@ def plans(request):
                     raise DomainError("too_many_numbers", "too large", status=413)
                 asked = read_numbers(body, "text/plain", settings.VAULT_PLAN_MAX_NUMBERS)
             except DomainError as exc:
-                form.add_error("file", explain(exc))
+                form.add_error("file", _unreadable(exc))
             else:
                 purpose = form.cleaned_data.get("purpose") or ""
                 plan = build_plan(asked, purpose=purpose)
@@ -103,17 +103,37 @@ def plans(request):
     )
 
 
+def _unreadable(error: DomainError) -> str:
+    """Why a file gives no plan: too many numbers, or not a list of numbers at all."""
+    if error.code == "bad_request":
+        return _("This file holds no vault number, or is not UTF-8 text: send one per line.")
+    return explain(error)
+
+
 @member_view(kind=ISSUER)
 def plan_detail(request, pk):
     record = get_object_or_404(RoutingPlan, pk=pk, issuer=request.organisation)
     path = _answer_path(record.id)
     unroutable = []
     if path.exists():
-        unroutable = orjson.loads(path.read_bytes())["unroutable"][:200]
+        unroutable = [
+            {**item, "why": explain_reason(item["reason"])}
+            for item in orjson.loads(path.read_bytes())["unroutable"][:200]
+        ]
+    by_reason = [
+        (reason, explain_reason(reason), count)
+        for reason, count in record.unroutable_by_reason.items()
+    ]
     return render(
         request,
         "portal/issuer/plan.html",
-        {"plan": record, "available": path.exists(), "unroutable": unroutable},
+        {
+            "plan": record,
+            "available": path.exists(),
+            "unroutable": unroutable,
+            "by_reason": by_reason,
+            "purpose": dict(_purpose_labels()).get(record.purpose, record.purpose),
+        },
     )
 
 
@@ -133,7 +153,10 @@ def plan_download(request, pk, fmt):
     answer = orjson.loads(path.read_bytes())
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["number", "routable", "provider", "provider_id", "endpoint", "reason"])
+    # The codes for software; the last column says why in the reader's language.
+    writer.writerow(
+        ["number", "routable", "provider", "provider_id", "endpoint", "reason", "explanation"]
+    )
     for group in answer["groups"]:
         endpoint = group["endpoints"][0]["url"] if group["endpoints"] else ""
         for number in group["numbers"]:
@@ -145,10 +168,12 @@ def plan_download(request, pk, fmt):
                     group["provider"]["id"],
                     endpoint,
                     "",
+                    "",
                 ]
             )
     for item in answer["unroutable"]:
-        writer.writerow([item["number"], "no", "", "", "", item["reason"]])
+        reason = item["reason"]
+        writer.writerow([item["number"], "no", "", "", "", reason, explain_reason(reason)])
     response = HttpResponse(out.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="plan-{record.id}.csv"'
     return response

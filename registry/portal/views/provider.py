@@ -14,10 +14,19 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from registry import numbers
+from registry import numbers, transfer_codes
 from registry.errors import DomainError
 from registry.federation import parse_number
-from registry.models import Certificate, Endpoint, Transfer, Vault, VaultStatus
+from registry.models import (
+    Certificate,
+    Endpoint,
+    Message,
+    RejectionReason,
+    ServerCancelCause,
+    Transfer,
+    Vault,
+    VaultStatus,
+)
 from registry.portal import selectors
 from registry.portal.access import attempt, member_view, refuse
 from registry.portal.errors import explain
@@ -54,6 +63,9 @@ def home(request):
             ],
             "vault_count": Vault.objects.open().filter(provider=provider).count(),
             "pending_outgoing": pending,
+            "unread_messages": Message.objects.filter(
+                provider=provider, acked_at__isnull=True
+            ).count(),
         },
     )
 
@@ -266,7 +278,8 @@ def vault_action(request, number, action):
         )
         if issued:
             _code, value = issued
-            request.session[CODE_SESSION_KEY] = value
+            # in groups of four, as the holder will type it (any grouping is accepted)
+            request.session[CODE_SESSION_KEY] = transfer_codes.format_display(value)
         return redirect("portal:vault", number=vault.number)
     if action not in calls:
         raise Http404
@@ -409,4 +422,11 @@ def _transfer_context(transfer, provider, form):
         if transfer.is_pending
         else None,
         "reject_form": form,
+        "outcome_reason": _outcome_reason(transfer.outcome_reason),
     }
+
+
+def _outcome_reason(code: str) -> str:
+    """A rejection reason or a registry's cancel cause in the reader's language."""
+    labels = {**dict(RejectionReason.choices), **dict(ServerCancelCause.choices)}
+    return str(labels.get(code, code))
