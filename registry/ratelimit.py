@@ -7,6 +7,14 @@ Without Redis the counters live in Django's cache (the database table of ``make 
 across workers, two or three queries a hit, and an increment that can lose a race (the limit
 is then a little soft), which is why production runs Redis.
 
+A token with a high limit (a bulk issuer: 256 lookups a minute or more) does not pay that round
+trip on every lookup: a worker that counts a lookup also reserves a *lease* of up to 64 more units
+(limit / 256) in the same INCRBY, and spends it locally for at most 2 seconds before asking
+again. Every unit served was counted in Redis while the count was within the limit, so a
+window never serves more than its limit; units leased and not spent (at most 64 per worker, at
+most 1/256 of the limit each) are counted without being served, so a busy token may be refused
+up to that much early. Near the limit the lease is given back and hits are counted one by one.
+
 Answers carry ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds to
 the window's end, draft-ietf-httpapi-ratelimit-headers); a refusal is 429 ``rate_limited`` with
 ``Retry-After``. A refused hit is given back, so hammering does not eat the next request's budget.
@@ -14,6 +22,7 @@ the window's end, draft-ietf-httpapi-ratelimit-headers); a refusal is 429 ``rate
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +65,35 @@ def redis_client() -> Any | None:
     return get_redis_connection("default")
 
 
+LEASE_MAX = 64  # units a worker may reserve ahead in one round trip
+LEASE_SHARE = 256  # ... and at most this fraction of the limit
+LEASE_SECONDS = 2.0  # a lease not spent by then is abandoned (its units stay counted)
+
+_leases: dict[str, list] = {}  # window key → [units left, deadline (monotonic), used seen]
+_leases_lock = threading.Lock()
+
+
+def _from_lease(name: str, cost: int, limit: int, reset: int) -> Window | None:
+    """Serve a hit from this worker's lease of ``name``, if it holds enough and is still fresh."""
+    with _leases_lock:
+        lease = _leases.get(name)
+        if lease is None or lease[0] < cost or lease[1] <= time.monotonic():
+            return None
+        lease[0] -= cost
+        lease[2] += cost
+        return Window(limit=limit, used=lease[2], reset=reset)
+
+
+def _keep_lease(name: str, extra: int, used: int) -> None:
+    with _leases_lock:
+        if len(_leases) > 10_000:  # windows of tokens long gone
+            _leases.clear()
+        if extra:
+            _leases[name] = [extra, time.monotonic() + LEASE_SECONDS, used]
+        else:
+            _leases.pop(name, None)
+
+
 def hit(key: str, cost: int, limit: int, *, period: int = 60, now: float | None = None) -> Window:
     """Count ``cost`` units against ``key``'s window of ``period`` seconds; a refused hit (over
     ``limit``) is given back."""
@@ -66,13 +104,22 @@ def hit(key: str, cost: int, limit: int, *, period: int = 60, now: float | None 
     name = f"{KEY_PREFIX}{key}:{period}:{window}"
     client = redis_client()
     if client is not None:
+        if (served := _from_lease(name, cost, limit, reset)) is not None:
+            return served
+        extra = min(LEASE_MAX, limit // LEASE_SHARE) if cost == 1 else 0  # lookups, not plans
         pipe = client.pipeline(transaction=False)
-        pipe.incrby(name, cost)
+        pipe.incrby(name, cost + extra)
         pipe.expire(name, period + 1)
         usage.drain_into(pipe)  # this worker's usage counts ride along: no extra round trip
         used = pipe.execute()[0]
+        if used > limit and extra:  # near the limit: the lease goes back, this hit alone
+            used = client.decrby(name, extra)
+            extra = 0
         if used > limit:
             client.decrby(name, cost)
+        else:
+            used -= extra
+            _keep_lease(name, extra, used)
     else:
         django_cache.add(name, 0, period + 1)
         try:

@@ -314,3 +314,58 @@ def test_with_redis_and_the_limit_off_usage_is_still_sent_to_redis(
     assert "RateLimit-Limit" not in answer
     row = IssuerUsage.objects.get(issuer=issuer)
     assert (row.lookups, row.numbers, row.unknown) == (1, 1, 0)
+
+
+def _workers(count: int, monkeypatch):
+    """Leases of ``count`` worker processes, taken in turn (each process has its own)."""
+    leases = [{} for _ in range(count)]
+
+    def as_worker(index):
+        monkeypatch.setattr(ratelimit, "_leases", leases[index])
+
+    return as_worker
+
+
+def test_with_redis_a_high_limit_is_counted_by_leases_and_never_exceeded(redis_cache, monkeypatch):
+    # given a token allowed 2,560 lookups a minute (leases of 10), seen by three workers
+    as_worker = _workers(3, monkeypatch)
+    trips = []
+    real_pipeline = redis_cache.pipeline
+    monkeypatch.setattr(
+        type(redis_cache), "pipeline", lambda self, **kw: trips.append(1) or real_pipeline(**kw)
+    )
+    now = 1_800_000_000.0  # the start of a minute: every hit in one window
+
+    def hit(index):
+        as_worker(index % 3)
+        return ratelimit.hit("lookup:lease-test", 1, 2560, now=now).allowed
+
+    # when they ask 2,000 lookups in turn within the minute
+    allowed = sum(hit(index) for index in range(2000))
+    # then all are served, Redis asked about once per lease (of 11 units), not per lookup
+    assert allowed == 2000
+    assert len(trips) < 2000 / 5
+    # and when they ask 1,000 more, no more than the limit is served in all, and at most the
+    # workers' unspent leases less
+    allowed += sum(hit(index) for index in range(1000))
+    assert 2560 - 3 * 10 <= allowed <= 2560
+    counted = int(redis_cache.get(f"{ratelimit.KEY_PREFIX}lookup:lease-test:60:{int(now // 60)}"))
+    assert counted <= 2560
+
+
+def test_with_redis_a_lease_expires_and_a_small_limit_is_counted_exactly(redis_cache, monkeypatch):
+    as_worker = _workers(1, monkeypatch)
+    as_worker(0)
+    now = 1_800_000_060.0
+    # a small limit takes no lease: the third of 2 is refused, and given back
+    results = [ratelimit.hit("lookup:small", 1, 2, now=now).allowed for _ in range(3)]
+    assert results == [True, True, False]
+    assert ratelimit._leases == {}
+    # a high limit's lease is spent locally, then dropped once stale
+    first = ratelimit.hit("lookup:stale", 1, 25_600, now=now)
+    assert first.used == 1 and ratelimit._leases  # 64 units reserved ahead
+    clock = ratelimit.time.monotonic()
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock + ratelimit.LEASE_SECONDS + 1)
+    second = ratelimit.hit("lookup:stale", 1, 25_600, now=now)
+    # the stale lease's units stay counted (1 + 64), and this hit takes a new one
+    assert second.used == 1 + 64 + 1
