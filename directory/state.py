@@ -230,8 +230,9 @@ def prove(keys: Sequence[str], version: int) -> bytes:
 
 
 def evidence(key: str, version: int) -> tuple[bytes | None, bytes]:
-    """One key's record bytes (None: absent) and its map proof as of ``version``: on PostgreSQL
-    the record and the proof's first round of nodes come back from one query."""
+    """One key's record bytes (None: absent) and its path proof (``PartialTree.encode_path``)
+    as of ``version``: on PostgreSQL the record and the proof's first round of nodes come back
+    from one query."""
     path = statemap.path_of(key)
     connection = connections[reading()]
     record: list[bytes | None] = [None]
@@ -240,7 +241,7 @@ def evidence(key: str, version: int) -> tuple[bytes | None, bytes]:
         tree = statemap.PartialTree.load(
             [path], _fetch(version, cache=True), lookahead=_depth_bound(version)
         )
-        return record[0], tree.encode([path])
+        return record[0], tree.encode_path(path)
 
     def first(ids: list[bytes]) -> dict[bytes, statemap.StoredNode]:
         sql = (
@@ -258,4 +259,4 @@ def evidence(key: str, version: int) -> tuple[bytes | None, bytes]:
 
     fetch = _fetch(version, first, cache=True)
     tree = statemap.PartialTree.load([path], fetch, lookahead=_depth_bound(version))
-    return record[0], tree.encode([path])
+    return record[0], tree.encode_path(path)

@@ -320,6 +320,26 @@ def verify_records(
     return records
 
 
+def verify_record(root: bytes, proof_b64: str, key: str, record: rec.Record | None) -> None:
+    """Check a lookup's evidence: ``key`` maps to ``record`` (None: absent) in the map of
+    ``root``, by its path proof (``statemap.PartialTree.encode_path``)."""
+    try:
+        proof = base64.b64decode(proof_b64, validate=True)
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise ProofMismatch("the map proof is not base64") from exc
+    try:
+        value = rec.value_of(record) if record is not None else None
+    except (TypeError, ValueError) as exc:
+        raise ProofMismatch(f"the record of {key} is malformed") from exc
+    if value is None and proof[-1:] == bytes((statemap.TAG_OWN_LEAF,)):
+        raise ProofMismatch(f"{key} is in the signed map, but was answered absent")
+    try:
+        expanded = statemap.expand_path(statemap.path_of(key), proof, value)
+    except statemap.MapProofError as exc:
+        raise ProofMismatch(f"the map proof does not verify: {exc}") from exc
+    verify_records(root, base64.b64encode(expanded).decode(), {key: record})
+
+
 def pem_fingerprint(pem: str) -> str:
     """SHA-256 (hex) of the DER of a PEM certificate."""
     try:
@@ -420,7 +440,7 @@ def verify_lookup(
         proof.get("checkpoint", ""), trust, now=now, at=asked_epoch
     )
     vault, vault_proof = _evidence(proof, "vault", rec.vault_key(number))
-    verify_records(checkpoint.map_root, vault_proof, {rec.vault_key(number): vault})
+    verify_record(checkpoint.map_root, vault_proof, rec.vault_key(number), vault)
     provider = None
     if vault is None:
         expected = 404
@@ -431,8 +451,8 @@ def verify_lookup(
         provider, provider_proof = _evidence(proof, "provider", rec.provider_key(vault["provider"]))
         if provider is None:
             raise ProofMismatch("the vault's provider is absent from the signed map")
-        verify_records(
-            checkpoint.map_root, provider_proof, {rec.provider_key(vault["provider"]): provider}
+        verify_record(
+            checkpoint.map_root, provider_proof, rec.provider_key(vault["provider"]), provider
         )
     if status != expected:
         raise ProofMismatch(f"HTTP {status}, but the signed state says {expected}")

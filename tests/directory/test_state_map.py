@@ -122,11 +122,17 @@ def test_a_lookup_proof_is_about_log2_hashes(provider, actor):
     # given 2,000 vaults: a map about 11 levels deep
     allocated = vaults.vault_allocate_many(actor=actor, provider=provider, count=2000)
     checkpoint = checkpoints.serving()
-    # then one vault's proof is one opaque sibling per level, give or take a few
+    # then one vault's proof is a hash per non-EMPTY sibling (one per level, give or take a few)
+    # with a byte of depth, its bitmap and the end tag: the multiproof of its path less the
+    # node tags and the key's own path and value
+    key = rec.vault_key(allocated[0].number)
     result = proven.lookup(allocated[0].number)
-    proof = state.prove([rec.vault_key(allocated[0].number)], checkpoint.size)
-    assert result.vault.proof == proof
-    assert 8 * 34 <= len(proof) <= 20 * 34 + 65
+    depth = result.vault.proof[0]
+    assert 8 <= depth <= 20
+    assert len(result.vault.proof) <= 1 + (depth + 7) // 8 + 32 * depth + 1
+    value = rec.value_of(result.vault.record)
+    expanded = statemap.expand_path(statemap.path_of(key), result.vault.proof, value)
+    assert expanded == state.prove([key], checkpoint.size)
 
 
 def test_a_state_proof_request_of_200000_keys_is_answered_not_refused(checkpoint, anon_client):

@@ -16,6 +16,7 @@ from directory.transparency.statemap import (
     PartialTree,
     StoredNode,
     build,
+    expand_path,
     leaf_hash,
     node_hash,
     node_id,
@@ -572,3 +573,67 @@ def test_proofs_round_trip_for_any_map(keys, extra, data):
         rebuilt.set(path, V1)
         items[path] = V1
     assert rebuilt.root() == root_of(items.items())
+
+
+# Path proofs (a lookup's)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(min_value=0, max_value=200), st.integers(min_value=0, max_value=2**32))
+def test_a_path_proof_expands_to_the_multiproof_of_its_path(count, seed):
+    rng = random.Random(seed)
+    items = random_items(rng, count)
+    root = root_of(items.items())
+    store = Store(build(items.items())[1])
+    for path in [*list(items)[:5], *(rng.randbytes(32) for _ in range(5))]:
+        tree = PartialTree.load([path], store.fetch)
+        compact = tree.encode_path(path)
+        value = items.get(path)
+        expanded = expand_path(path, compact, value)
+        assert expanded == tree.encode([path])
+        assert verify_multiproof(root, [path], expanded) == {path: value}
+
+
+def test_a_path_proof_is_a_hash_per_non_empty_sibling_and_no_leaf_for_the_own_key():
+    items, _ = small_map()
+    present = path_with("001")
+    compact = PartialTree.load([present], Store(build(items.items())[1]).fetch).encode_path(present)
+    # depth 3; siblings: 1… (a leaf), 01… (EMPTY: a bit, no hash), 000… (a leaf); own leaf
+    assert compact == (
+        bytes([3, 0b0100_0000])
+        + leaf_hash(path_with("1"), V3)
+        + leaf_hash(path_with("000"), V1)
+        + b"\x04"
+    )
+    # against the multiproof: no tags per level, no EMPTY hash, no path and value for the key
+    assert (
+        len(compact)
+        == len(PartialTree.load([present], Store(build(items.items())[1]).fetch).encode([present]))
+        - 3
+        - 33
+        - 64
+    )
+
+
+def test_a_path_proof_needs_the_verifiers_value_and_refuses_what_is_malformed():
+    items, root = small_map()
+    present = path_with("001")
+    good = PartialTree.load([present], Store(build(items.items())[1]).fetch).encode_path(present)
+    # the own leaf with another value does not verify; without a value it is refused
+    with pytest.raises(MapProofError):
+        verify_multiproof(root, [present], expand_path(present, good, V1))
+    with pytest.raises(MapProofError, match="no record"):
+        expand_path(present, good, None)
+    spelled = good[:-1] + b"\x01" + present + V2
+    bad = {
+        "truncated": good[:-5],
+        "empty": b"",
+        "bits past the depth": bytes([3, 0b0101_0000]) + good[2:],
+        "an EMPTY sibling hashed": bytes([3, 0]) + good[2:34] + EMPTY + good[34:],
+        "the own leaf spelled out": spelled,
+        "trailing bytes": good + b"\x00",
+    }
+    for name, proof in bad.items():
+        with pytest.raises(MapProofError):
+            verify_multiproof(root, [present], expand_path(present, proof, V2))
+        assert name
