@@ -125,7 +125,13 @@ def lookups(base: str, token: str, numbers: list[str]) -> dict:
         "verified": len(numbers),
         "by_status": statuses,
         "vault_proof_bytes": {
-            status: {"median": statistics.median(sizes), "max": max(sizes)}
+            status: {
+                "n": len(sizes),
+                "median": statistics.median(sizes),
+                "p99": sorted(sizes)[int(len(sizes) * 0.99) - 1 if len(sizes) >= 100 else -1],
+                "max": max(sizes),
+                "over_1kib": sum(size > 1024 for size in sizes),
+            }
             for status, sizes in proof_bytes.items()
         },
     }
