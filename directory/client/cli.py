@@ -226,14 +226,7 @@ def _plan(
         _verify_federated(args, registry, body, answer, receipt, err, poster)
     elif args.keys:
         trust = _trust(args)
-        verified = plans.verify_plan(
-            receipt,
-            trust,
-            body,
-            answer,
-            plans.state_fetcher(args.url, poster),
-            purpose=args.purpose,
-        )
+        verified = _verify_plan(args, trust, receipt, body, answer, poster)
         err.write(
             f"plan verified: {verified.numbers} numbers placed as checkpoint "
             f"{verified.checkpoint.size} signs; {_witness_line(verified.cosigners, trust)}\n"
@@ -258,6 +251,14 @@ def _plan(
     return 0
 
 
+def _verify_plan(args, trust, receipt, body: bytes, answer: bytes, poster):
+    """A plan of one registry verified with ``trust``: its receipt, and every placement against
+    that registry's state proofs at the plan's checkpoint."""
+    return plans.verify_plan(
+        receipt, trust, body, answer, plans.state_fetcher(args.url, poster), purpose=args.purpose
+    )
+
+
 def _verify_federated(
     args, registry: http.Registry, body: bytes, answer: bytes, receipt, err: TextIO, poster
 ) -> None:
@@ -268,14 +269,7 @@ def _verify_federated(
         raise ClientError(f"{args.url} is not a member of the federation")
     if not federation.is_federated(answer):  # every number was the registry's own
         trust = _trust(args, federation.member_keys(document, asked))
-        verified = plans.verify_plan(
-            receipt,
-            trust,
-            body,
-            answer,
-            plans.state_fetcher(args.url, poster),
-            purpose=args.purpose,
-        )
+        verified = _verify_plan(args, trust, receipt, body, answer, poster)
         err.write(f"plan verified: {verified.numbers} numbers, all of {asked.name}\n")
         return
     result = federation.verify_federated_plan(
