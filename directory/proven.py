@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,6 +46,7 @@ class Evidence:
     key: str
     record: rec.Record | None
     proof: bytes
+    value: bytes | None = None  # the map value: SHA-256 of the stored canonical bytes
 
     def as_dict(self) -> dict[str, Any]:
         return {"key": self.key, "record": self.record, "proof": b64(self.proof)}
@@ -64,7 +66,9 @@ def checkpoint_for(at: datetime | None) -> Checkpoint:
 def evidence(key: str, size: int) -> Evidence:
     """A key's record at ``size`` with its map proof (one query on PostgreSQL, usually)."""
     data, proof = state.evidence(key, size)
-    return Evidence(key, orjson.loads(data) if data is not None else None, proof)
+    if data is None:
+        return Evidence(key, None, proof)
+    return Evidence(key, orjson.loads(data), proof, hashlib.sha256(data).digest())
 
 
 @functools.lru_cache(maxsize=512)
@@ -119,13 +123,10 @@ class Lookup:
 
     def values(self) -> dict[str, str | None]:
         """The map values the receipt binds (hex), so the receipt alone says what was proven."""
+        provider = self.provider.value if self.provider else None
         return {
-            "vault": rec.value_of(self.vault.record).hex() if self.vault.record else None,
-            "provider": (
-                rec.value_of(self.provider.record).hex()
-                if self.provider and self.provider.record
-                else None
-            ),
+            "vault": self.vault.value.hex() if self.vault.value else None,
+            "provider": provider.hex() if provider else None,
         }
 
 

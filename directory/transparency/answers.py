@@ -7,7 +7,6 @@ refuses the answer unless all three agree.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 PROVEN_FIELDS = (
@@ -31,8 +30,12 @@ def answer_projection(
     client checks against the proven fingerprint instead)."""
     projection: dict[str, Any] = {"status": status, "number": number, "at": at}
     if fields is not None:
-        proven = {name: copy.deepcopy(fields[name]) for name in PROVEN_FIELDS}
-        for certificate in proven["encryption_certificates"]:
-            certificate.pop("pem", None)
+        # Shared with ``fields``, not copied: nothing changes an answer once it is built; the
+        # certificates alone are new dicts, without their PEM.
+        proven = {name: fields[name] for name in PROVEN_FIELDS}
+        proven["encryption_certificates"] = [
+            {key: value for key, value in certificate.items() if key != "pem"}
+            for certificate in fields["encryption_certificates"]
+        ]
         projection["fields"] = proven
     return projection
