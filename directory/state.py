@@ -57,6 +57,21 @@ def _latest_sql(table: str, key_column: str, columns: str, kind: str, bulk: bool
     )
 
 
+_root_counts: dict[int, int] = {}
+
+
+def _root_versions(connection, version: int) -> int:
+    """How many versions the map's root has at or below ``version`` (one per update of the map
+    since it was last rebuilt; cached per process and version)."""
+    if (count := _root_counts.get(version)) is None:
+        if len(_root_counts) > 64:
+            _root_counts.clear()
+        sql = f"SELECT count(*) FROM {MapNode._meta.db_table} WHERE node = %s AND version <= %s"  # noqa: S608
+        [(count,)] = _binary_read(connection, sql, [statemap.node_id(0, b""), version])
+        _root_counts[version] = count
+    return count
+
+
 def _kind(key_column: str) -> str:
     return "bytea" if key_column == "node" else "text"
 
@@ -98,9 +113,9 @@ def _latest_rows(table: str, key_column: str, columns: str, keys: Sequence[Any],
             if key_column == "node":
                 # A node has a version per write below it: those of the top levels, thousands
                 # in a registry that has lived, would all be read by the set-based pass. It
-                # reads only the levels near the leaves (a few versions each); above them,
-                # one probe per node.
-                shallow = _depth_bound(version) - 10
+                # reads only the levels where nodes have about 16 versions or fewer (the root's
+                # count halves at each level below it); above them, one probe per node.
+                shallow = _root_versions(connection, version).bit_length() - 4
                 probed = [k for k in scanned if int.from_bytes(k[:2], "big") < shallow]
                 scanned = [k for k in scanned if int.from_bytes(k[:2], "big") >= shallow]
         rows = []
@@ -179,6 +194,7 @@ def _fetch(version: int, first=None, *, cache: bool = False):
 
 def clear_cache() -> None:
     _top_nodes.clear()
+    _root_counts.clear()
 
 
 def apply(version: int, records: Iterable[rec.Record]) -> bytes | None:

@@ -8,12 +8,13 @@ from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from directory import checkpoints, proven, state
 from directory.models import MapNode, StateRecord
 from directory.transparency import records as rec
 from directory.transparency import statemap
-from registry.models import LogEntry
+from registry.models import LogEntry, Vault
 from registry.services import routing, vaults
 from registry.services.vaults import HoldKind
 from tests.directory.helpers import execute_without_trigger
@@ -199,3 +200,36 @@ def test_many_keys_read_in_one_pass_give_what_one_probe_per_key_gives(provider, 
     held = rec.vault_key(first[0].number)
     assert json.loads(state.records_at([held], size_before)[held])["server_hold"] is False
     assert json.loads(state.records_at([held], size_after)[held])["server_hold"] is True
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the set-based pass is PostgreSQL's")
+def test_a_large_proof_probes_the_upper_levels_and_scans_only_those_with_few_versions(
+    provider, actor, monkeypatch
+):
+    # given a map updated by many appends: its root has a version per append
+    for _ in range(40):
+        vaults.vault_allocate(actor=actor, provider=provider)
+    size = checkpoints.serving().size
+    root_versions = MapNode.objects.filter(node=statemap.node_id(0, b""), version__lte=size).count()
+    assert root_versions >= 40
+    # when a proof is read with every batch treated as large
+    reads = []
+    real = state._binary_read
+
+    def spy(conn, sql, params):
+        if "directory_mapnode" in sql and "count(" not in sql:
+            reads.append(("DISTINCT ON" in sql, [bytes(k) for k in params[0]]))
+        return real(conn, sql, params)
+
+    monkeypatch.setattr(state, "_BULK", 1)
+    monkeypatch.setattr(state, "_binary_read", spy)
+    keys = [rec.vault_key(v) for v in Vault.objects.values_list("number", flat=True)]
+    state.prove(keys, size)
+    # then no node above the depth where nodes hold about 16 versions went to the set-based
+    # pass, which reads every version; the others did
+    shallow = root_versions.bit_length() - 4
+    scanned = [k for is_scan, ids in reads if is_scan for k in ids]
+    probed = [k for is_scan, ids in reads if not is_scan for k in ids]
+    assert scanned and probed
+    assert all(int.from_bytes(k[:2], "big") >= shallow for k in scanned)
+    assert all(int.from_bytes(k[:2], "big") < shallow for k in probed)
