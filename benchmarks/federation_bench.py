@@ -86,6 +86,12 @@ def filled(url: str) -> bool:
 def fill(node: Node, vaults: int) -> str:
     """Create, migrate, key and fill the registry's database once; an issuer token of it."""
     env = node.env()
+    if filled(node.database_url) and not node.key_dir.exists():
+        # Signed by keys this checkout does not have: the registry would refuse to sign on.
+        name = node.database_url.rsplit("/", 1)[1]
+        log(f"{name} was signed by keys that are not in {node.key_dir}: dropping it")
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
     if not filled(node.database_url):
         log(f"filling {node.database_url.rsplit('/', 1)[1]} with {vaults:,} vaults (first run)…")
         (node.directory / "last-checkpoint.json").unlink(missing_ok=True)

@@ -67,9 +67,17 @@ def database(name: str, vaults: int) -> tuple[str, str, dict[str, dict]]:
         with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
         exists = None
+    if exists and not key_dir(url).exists():
+        # Its checkpoints were signed by keys this checkout no longer has: the registry would
+        # rightly refuse to sign on top of them.
+        log(f"{name} was signed by keys that are not in {key_dir(url)}: dropping it")
+        with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        exists = None
     env = django_env(url)
     if not exists:
         state_file(url).unlink(missing_ok=True)
+        shutil.rmtree(key_dir(url), ignore_errors=True)
         with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as admin:
             admin.execute(f'CREATE DATABASE "{name}"')
         log(f"filling {name} with {vaults:,} vaults (first run only)…")
@@ -136,10 +144,17 @@ def state_file(url: str) -> Path:
     return ROOT / "var" / "bench" / f"{url.rsplit('/', 1)[-1]}.last-checkpoint.json"
 
 
+def key_dir(url: str) -> Path:
+    """The signing keys of this database's registry, kept beside its last signed checkpoint:
+    a database signed by keys that are gone is filled again."""
+    return ROOT / "var" / "bench" / f"{url.rsplit('/', 1)[-1]}.keys"
+
+
 def django_env(url: str) -> dict[str, str]:
     return {
         **os.environ,
         "VAULT_CHECKPOINT_STATE_FILE": str(state_file(url)),
+        "VAULT_KEY_DIR": str(key_dir(url)),
         "DATABASE_URL": url,
         "DJANGO_SETTINGS_MODULE": "registry.settings",
         "SECRET_KEY": "benchmark-only-secret-key-0123456789-abcdefghij",
