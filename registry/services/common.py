@@ -342,17 +342,15 @@ def required_reason(reason: str) -> str:
     return reason
 
 
-def record_audit(
+def _audit_event(
     actor: Actor,
     action: str,
     target: models.Model,
-    *,
     at: datetime,
-    data: dict[str, Any] | None = None,
-    log_entry: LogEntry | None = None,
+    data: dict[str, Any] | None,
+    log_entry: LogEntry | None,
 ) -> AuditEvent:
-    """Record who did what; must run inside the transaction of the change it records."""
-    return AuditEvent.objects.create(
+    return AuditEvent(
         created_at=at,
         actor=actor.label,
         actor_user=actor.user,
@@ -363,6 +361,21 @@ def record_audit(
         data=data or {},
         log_sequence=log_entry.sequence if log_entry else None,
     )
+
+
+def record_audit(
+    actor: Actor,
+    action: str,
+    target: models.Model,
+    *,
+    at: datetime,
+    data: dict[str, Any] | None = None,
+    log_entry: LogEntry | None = None,
+) -> AuditEvent:
+    """Record who did what; must run inside the transaction of the change it records."""
+    event = _audit_event(actor, action, target, at, data, log_entry)
+    event.save(force_insert=True)
+    return event
 
 
 def record_audit_many(
@@ -378,17 +391,7 @@ def record_audit_many(
     per thousand rows: a change of 10,000 vaults audits each of them."""
     entries = log_entries if log_entries is not None else [None] * len(targets)
     events = [
-        AuditEvent(
-            created_at=at,
-            actor=actor.label,
-            actor_user=actor.user,
-            actor_token=actor.token,
-            action=action,
-            target_type=target._meta.model_name,
-            target_id=str(target.pk),
-            data=data or {},
-            log_sequence=entry.sequence if entry else None,
-        )
+        _audit_event(actor, action, target, at, data, entry)
         for target, entry in zip(targets, entries, strict=True)
     ]
     return AuditEvent.objects.bulk_create(events, batch_size=1000)
