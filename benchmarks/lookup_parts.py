@@ -15,7 +15,6 @@ this process, best of 7 rounds of 2,000 calls each:
 
 from __future__ import annotations
 
-import io
 import os
 import sys
 import timeit
@@ -60,17 +59,7 @@ def main() -> None:
     cycle = iter(numbers * 100)
 
     def lookup(app=application) -> None:
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": f"/api/v1/vaults/{next(cycle)}",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_AUTHORIZATION": f"Bearer {value}",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-        }
+        environ = run_bench.lookup_environ(next(cycle), value)
         statuses = []
         body = b"".join(app(environ, lambda status, headers: statuses.append(status)))
         assert statuses[0].startswith("200") and b'"proof"' in body, body[:200]

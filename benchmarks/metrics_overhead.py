@@ -28,6 +28,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run_bench  # noqa: E402
+
 URL = sys.argv[1] if len(sys.argv) > 1 else "postgres://postgres@127.0.0.1:5432/vr_metrics_bench"
 WORK = Path(tempfile.mkdtemp(prefix="vr-metrics-bench-"))
 os.environ.update(
@@ -94,17 +97,7 @@ def main() -> None:
     logging.getLogger().handlers[0].setStream(open(os.devnull, "w"))  # noqa: SIM115
 
     def lookup() -> None:
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": f"/api/v1/vaults/{next(cycle)}",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_AUTHORIZATION": f"Bearer {token}",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-        }
+        environ = run_bench.lookup_environ(next(cycle), token)
         body = b"".join(application(environ, lambda status, headers: None))
         assert body.startswith(b'{"display"'), body[:200]
 

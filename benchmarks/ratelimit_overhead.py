@@ -14,7 +14,6 @@ lookups). The differences are the limiter's cost per lookup.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import random
 import sys
@@ -98,17 +97,7 @@ def main() -> None:
     ratelimit.redis_client().flushdb()
 
     def lookup() -> None:
-        environ = {
-            "REQUEST_METHOD": "GET",
-            "PATH_INFO": f"/api/v1/vaults/{next(cycle)}",
-            "QUERY_STRING": "",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000",
-            "HTTP_HOST": "127.0.0.1",
-            "HTTP_AUTHORIZATION": f"Bearer {value}",
-            "wsgi.url_scheme": "http",
-            "wsgi.input": io.BytesIO(b""),
-        }
+        environ = run_bench.lookup_environ(next(cycle), value)
         body = b"".join(application(environ, lambda status, headers: None))
         assert body.startswith(b'{"display"'), body[:200]
 

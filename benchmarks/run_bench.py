@@ -24,6 +24,7 @@ Figures (see benchmarks/README.md):
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import random
@@ -142,6 +143,22 @@ def state_file(url: str) -> Path:
     """Where the registry of this database keeps the last checkpoint it signed: one file per
     database (the default in var/ is one registry's)."""
     return ROOT / "var" / "bench" / f"{url.rsplit('/', 1)[-1]}.last-checkpoint.json"
+
+
+def lookup_environ(number: str, token: str) -> dict:
+    """The WSGI environ of ``GET /api/v1/vaults/<number>`` with an issuer's token, for the
+    scripts that time lookups through ``registry.wsgi.application`` in process."""
+    return {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": f"/api/v1/vaults/{number}",
+        "QUERY_STRING": "",
+        "SERVER_NAME": "127.0.0.1",
+        "SERVER_PORT": "8000",
+        "HTTP_HOST": "127.0.0.1",
+        "HTTP_AUTHORIZATION": f"Bearer {token}",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(b""),
+    }
 
 
 def key_dir(url: str) -> Path:
