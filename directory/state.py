@@ -118,7 +118,6 @@ def _latest_rows(table: str, key_column: str, columns: str, keys: Sequence[Any],
                 shallow = _root_versions(connection, version).bit_length() - 4
                 probed = [k for k in scanned if int.from_bytes(k[:2], "big") < shallow]
                 scanned = [k for k in scanned if int.from_bytes(k[:2], "big") >= shallow]
-        rows = []
         if probed:
             sql = _latest_sql(table, key_column, columns, kind, False)
             rows += _binary_read(connection, sql, [probed, version])
@@ -160,9 +159,9 @@ def _fetch(version: int, first=None, *, cache: bool = False):
     first call instead of a query (see ``evidence``)."""
     table = MapNode._meta.db_table
     cached = cache and version != LATEST
-    pending_first = [first]
 
     def fetch(ids: list[bytes]) -> dict[bytes, statemap.StoredNode]:
+        nonlocal first
         known: dict[bytes, statemap.StoredNode | None] = {}
         if cached:
             known = _top_nodes.get(version)  # type: ignore[assignment]
@@ -178,8 +177,8 @@ def _fetch(version: int, first=None, *, cache: bool = False):
                     found[node_id] = hit
             else:
                 ask.append(node_id)
-        if pending_first[0] is not None:
-            fetched, pending_first[0] = pending_first[0](ask), None
+        if first is not None:
+            fetched, first = first(ask), None
         else:
             fetched = _nodes(_latest_rows(table, "node", _NODE_COLUMNS, ask, version))
         found |= fetched
@@ -269,13 +268,28 @@ def evidence(key: str, version: int) -> tuple[bytes | None, bytes]:
     from one query."""
     path = statemap.path_of(key)
     connection = connections[reading()]
-    record: list[bytes | None] = [None]
-    if connection.vendor != "postgresql":
-        record[0] = records_at([key], version).get(key)
-        tree = statemap.PartialTree.load(
-            [path], _fetch(version, cache=True), lookahead=_depth_bound(version)
+    record: bytes | None = None
+    first = None
+    if connection.vendor == "postgresql":
+        # The record's row (its first column NULL) and the proof's nodes, in one statement.
+        sql = (
+            "SELECT NULL::bytea, t.version, t.record, NULL::bytea, NULL::bytea "  # noqa: S608
+            f"FROM (SELECT * FROM {StateRecord._meta.db_table} x WHERE x.key = %s "
+            "AND x.version <= %s ORDER BY x.version DESC LIMIT 1) t UNION ALL "
+            + _latest_sql(MapNode._meta.db_table, "node", _NODE_COLUMNS, "bytea", False)
         )
-        return record[0], tree.encode_path(path)
+
+        def first(ids: list[bytes]) -> dict[bytes, statemap.StoredNode]:
+            nonlocal record
+            rows = _binary_read(connection, sql, [key, version, ids, version])
+            record = next((bytes(row[2]) for row in rows if row[0] is None), None)
+            return _nodes(row for row in rows if row[0] is not None)
+
+    else:
+        record = records_at([key], version).get(key)
+    fetch = _fetch(version, first, cache=True)
+    tree = statemap.PartialTree.load([path], fetch, lookahead=_depth_bound(version))
+    return record, tree.encode_path(path)
 
     def first(ids: list[bytes]) -> dict[bytes, statemap.StoredNode]:
         sql = (
