@@ -345,22 +345,31 @@ def test_a_legal_name_changed_in_its_table_is_not_answered_and_in_the_state_is_r
     assert plan is None
 
 
+def held_or_closed(actor, provider, forgery: str):
+    """A vault held by the registry ("hold_cleared") or closed, and what the client prints of
+    it."""
+    vault = vaults.vault_allocate(actor=actor, provider=provider)
+    if forgery == "hold_cleared":
+        vaults.vault_hold(actor=actor, vault=vault, kind=HoldKind.SERVER)
+        return vault, "NOT deliverable hold"
+    vaults.vault_close(actor=actor, vault=vault)
+    return vault, "closed (proven)"
+
+
 @pytest.mark.parametrize("forgery", ["hold_cleared", "closed_reopened"])
 def test_a_hold_cleared_or_a_closed_vault_reopened_in_the_state_is_refused(
     client_cli, provider, other_provider, actor, forgery
 ):
     # given a vault held by the registry, or closed
-    vault = vaults.vault_allocate(actor=actor, provider=provider)
-    if forgery == "hold_cleared":
-        vaults.vault_hold(actor=actor, vault=vault, kind=HoldKind.SERVER)
-        shown, alter = "NOT deliverable hold", lambda r: r | {"server_hold": False}
-    else:
-        vaults.vault_close(actor=actor, vault=vault)
-        shown, alter = "closed (proven)", lambda r: r | {"status": "active", "closed_at": None}
+    vault, shown = held_or_closed(actor, provider, forgery)
+    changes = {
+        "hold_cleared": {"server_hold": False},
+        "closed_reopened": {"status": "active", "closed_at": None},
+    }[forgery]
     code, out, err = client_cli("lookup", vault.number)
     assert code == 0 and shown in out, err
     # when its stored state record is changed to let documents through again
-    forge_record(rec.vault_key(vault.number), alter)
+    forge_record(rec.vault_key(vault.number), lambda record: record | changes)
     registry_goes_on(actor, other_provider)
     # then the registry's answer says deliverable, and the client refuses it
     assert proven.lookup(vault.number).fields["deliverable"] is True
@@ -378,15 +387,13 @@ def test_a_hold_cleared_or_a_closed_vault_reopened_in_its_table_only_is_not_answ
     client_cli, provider, other_provider, actor, forgery
 ):
     # given a vault held by the registry, or closed
-    vault = vaults.vault_allocate(actor=actor, provider=provider)
+    vault, shown = held_or_closed(actor, provider, forgery)
     if forgery == "hold_cleared":
-        vaults.vault_hold(actor=actor, vault=vault, kind=HoldKind.SERVER)
         statement = "UPDATE registry_vault SET server_hold = %s WHERE number = %s"
-        params, shown = [False, vault.number], "NOT deliverable hold"
+        params = [False, vault.number]
     else:
-        vaults.vault_close(actor=actor, vault=vault)
         statement = "UPDATE registry_vault SET status = %s, closed_at = NULL WHERE number = %s"
-        params, shown = ["active", vault.number], "closed (proven)"
+        params = ["active", vault.number]
     # when registry_vault alone is changed
     sql("registry_vault", statement, params)
     registry_goes_on(actor, other_provider)
