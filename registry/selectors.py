@@ -92,30 +92,29 @@ def undeliverable_if_providers_stop(providers: QuerySet[Provider]) -> int:
     ).count()
 
 
+def _undeliverable_if_gone(items: QuerySet, still_has) -> int:
+    """Vaults made undeliverable when ``items`` (endpoints or certificates) go: those of the
+    deliverable providers left without another one (``still_has(now, excluded ids)``)."""
+    now = timezone.now()
+    gone = list(items.order_by().values_list("pk", flat=True))
+    losing = (
+        deliverable_providers(now)
+        .filter(pk__in=items.order_by().values("provider"))
+        .exclude(pk__in=Provider.objects.filter(still_has(now, gone)).values("pk"))
+    )
+    return deliverable_vaults(Vault.objects.filter(provider__in=losing.values("pk")), now).count()
+
+
 def undeliverable_if_endpoints_go(endpoints: QuerySet[Endpoint]) -> int:
     """Vaults made undeliverable when these endpoints are deactivated: those of the providers
     left without any other active endpoint."""
-    now = timezone.now()
-    gone = list(endpoints.order_by().values_list("pk", flat=True))
-    losing = (
-        deliverable_providers(now)
-        .filter(pk__in=endpoints.order_by().values("provider"))
-        .exclude(pk__in=Provider.objects.filter(_has_endpoint(now, gone)).values("pk"))
-    )
-    return deliverable_vaults(Vault.objects.filter(provider__in=losing.values("pk")), now).count()
+    return _undeliverable_if_gone(endpoints, _has_endpoint)
 
 
 def undeliverable_if_certificates_go(certificates: QuerySet[Certificate]) -> int:
     """Vaults made undeliverable when these certificates are retired: those of the providers
     left without any other valid encryption certificate."""
-    now = timezone.now()
-    gone = list(certificates.order_by().values_list("pk", flat=True))
-    losing = (
-        deliverable_providers(now)
-        .filter(pk__in=certificates.order_by().values("provider"))
-        .exclude(pk__in=Provider.objects.filter(_has_certificate(now, gone)).values("pk"))
-    )
-    return deliverable_vaults(Vault.objects.filter(provider__in=losing.values("pk")), now).count()
+    return _undeliverable_if_gone(certificates, _has_certificate)
 
 
 def undeliverable_if_approved(transfers: QuerySet[Transfer]) -> int:
